@@ -1,0 +1,1 @@
+//! Simulated miners and fake Foreman.

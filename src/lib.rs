@@ -1,0 +1,3 @@
+//! Pickaxe: the on-site agent of a Bitcoin mining farm.
+pub mod model;
+pub mod miner;
