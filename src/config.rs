@@ -1,0 +1,556 @@
+//! The agent's TOML configuration: parsed strictly, validated completely, before any state is
+//! touched. Every error names the key it is about, on one line.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Most miners Foreman accepts in one metrics request (its own pickaxe uses 200).
+pub const MAX_BATCH_MINERS: usize = 200;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub foreman: ForemanConfig,
+    #[serde(default)]
+    pub poll: PollConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub upload: UploadConfig,
+    /// Miners polled in addition to those Foreman assigns.
+    #[serde(default)]
+    pub miners: Vec<StaticMiner>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForemanConfig {
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    pub client_id: String,
+    /// Fixed pickaxe id; when absent one is created on first start and kept in the state DB.
+    #[serde(default)]
+    pub pickaxe_id: Option<String>,
+    /// Extra CA certificate (PEM) to trust besides the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Allow plain http, only to a loopback host (tests, simulators).
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// How often the miner list and app config are fetched again.
+    #[serde(default = "defaults::refresh_interval", deserialize_with = "duration")]
+    pub refresh_interval: Duration,
+    /// Timeout of one HTTP request to Foreman.
+    #[serde(default = "defaults::request_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollConfig {
+    #[serde(default = "defaults::poll_interval", deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Deadline for one miner's poll (connect + reply).
+    #[serde(default = "defaults::poll_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Miners polled at the same time.
+    #[serde(default = "defaults::concurrency")]
+    pub concurrency: usize,
+    /// Largest reply accepted from a miner, in bytes.
+    #[serde(default = "defaults::max_reply_bytes")]
+    pub max_reply_bytes: usize,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig {
+            interval: defaults::poll_interval(),
+            timeout: defaults::poll_timeout(),
+            concurrency: defaults::concurrency(),
+            max_reply_bytes: defaults::max_reply_bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "defaults::store_path")]
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: defaults::store_path(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Miners per metrics request (at most 200, Foreman's limit).
+    #[serde(default = "defaults::batch_miners")]
+    pub batch_miners: usize,
+    /// Backlog batches sent per second at most while catching up after an outage.
+    #[serde(default = "defaults::backlog_rate")]
+    pub backlog_rate: f64,
+    /// First retry delay after a failed upload; doubles up to `max_backoff`, with jitter.
+    #[serde(default = "defaults::min_backoff", deserialize_with = "duration")]
+    pub min_backoff: Duration,
+    #[serde(default = "defaults::max_backoff", deserialize_with = "duration")]
+    pub max_backoff: Duration,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            batch_miners: defaults::batch_miners(),
+            backlog_rate: defaults::backlog_rate(),
+            min_backoff: defaults::min_backoff(),
+            max_backoff: defaults::max_backoff(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticMiner {
+    pub ip: IpAddr,
+    #[serde(default = "defaults::miner_port")]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// tracing filter, e.g. "info" or "pickaxe=debug"; `RUST_LOG` overrides it.
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+mod defaults {
+    use super::*;
+    pub fn refresh_interval() -> Duration {
+        Duration::from_secs(120)
+    }
+    pub fn request_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn poll_interval() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn poll_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn concurrency() -> usize {
+        500
+    }
+    pub fn max_reply_bytes() -> usize {
+        1 << 20
+    }
+    pub fn store_path() -> PathBuf {
+        PathBuf::from("/var/lib/pickaxe/pickaxe.db")
+    }
+    pub fn batch_miners() -> usize {
+        MAX_BATCH_MINERS
+    }
+    pub fn backlog_rate() -> f64 {
+        20.0
+    }
+    pub fn min_backoff() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn max_backoff() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn miner_port() -> u16 {
+        4028
+    }
+}
+
+/// A secret string (API key) that never prints itself.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself: only for building the request header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A configuration error: the key it is about and what is wrong, printed on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "config: {}", self.message)
+        } else {
+            write!(f, "config: {}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let parsed = humantime::parse_duration(text.trim()).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?}: expected a positive duration such as \"60s\" or \"5m\""
+        ))
+    })?;
+    Ok(parsed)
+}
+
+impl Config {
+    /// Reads, parses and validates the file. The API key file, when used, is read here too,
+    /// so a missing key fails before the daemon touches its state.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", path.display())))?;
+        let mut config = Config::parse(&text)?;
+        config.resolve_api_key(path.parent())?;
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text (the API key file is not read).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| toml_error(text, &e))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            path_error(&path, inner.message())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let f = &self.foreman;
+        validate_base_url(&f.base_url, f.allow_insecure)?;
+        match (&f.api_key, &f.api_key_file) {
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "foreman.api_key",
+                    "missing: set api_key or api_key_file",
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "foreman.api_key",
+                    "set only one of api_key and api_key_file",
+                ))
+            }
+            (Some(key), None) if key.expose().trim().is_empty() => {
+                return Err(ConfigError::new("foreman.api_key", "is empty"))
+            }
+            _ => {}
+        }
+        if f.client_id.trim().is_empty() {
+            return Err(ConfigError::new("foreman.client_id", "is empty"));
+        }
+        if let Some(id) = &f.pickaxe_id {
+            if uuid::Uuid::parse_str(id).is_err() {
+                return Err(ConfigError::new("foreman.pickaxe_id", "must be a UUID"));
+            }
+        }
+        positive("foreman.refresh_interval", f.refresh_interval)?;
+        positive("foreman.request_timeout", f.request_timeout)?;
+
+        let p = &self.poll;
+        positive("poll.interval", p.interval)?;
+        positive("poll.timeout", p.timeout)?;
+        if p.timeout >= p.interval {
+            return Err(ConfigError::new(
+                "poll.timeout",
+                format!(
+                    "must be shorter than poll.interval ({})",
+                    humantime::format_duration(p.interval)
+                ),
+            ));
+        }
+        if !(1..=20_000).contains(&p.concurrency) {
+            return Err(ConfigError::new(
+                "poll.concurrency",
+                "must be between 1 and 20000",
+            ));
+        }
+        if p.max_reply_bytes < 4096 {
+            return Err(ConfigError::new(
+                "poll.max_reply_bytes",
+                "must be at least 4096",
+            ));
+        }
+
+        if self.store.path.as_os_str().is_empty() {
+            return Err(ConfigError::new("store.path", "is empty"));
+        }
+
+        let u = &self.upload;
+        if !(1..=MAX_BATCH_MINERS).contains(&u.batch_miners) {
+            return Err(ConfigError::new(
+                "upload.batch_miners",
+                format!("must be between 1 and {MAX_BATCH_MINERS}"),
+            ));
+        }
+        if !(u.backlog_rate.is_finite() && u.backlog_rate > 0.0) {
+            return Err(ConfigError::new(
+                "upload.backlog_rate",
+                "must be a positive number of batches per second",
+            ));
+        }
+        positive("upload.min_backoff", u.min_backoff)?;
+        if u.max_backoff < u.min_backoff {
+            return Err(ConfigError::new(
+                "upload.max_backoff",
+                "must not be shorter than upload.min_backoff",
+            ));
+        }
+
+        for (i, m) in self.miners.iter().enumerate() {
+            if m.port == 0 {
+                return Err(ConfigError::new(format!("miners[{i}].port"), "must not be 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `api_key_file` (relative paths are relative to the config file) into `api_key`.
+    fn resolve_api_key(&mut self, base: Option<&Path>) -> Result<(), ConfigError> {
+        let Some(file) = &self.foreman.api_key_file else {
+            return Ok(());
+        };
+        let path = match base {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.clone(),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                "foreman.api_key_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let key = text.trim();
+        if key.is_empty() {
+            return Err(ConfigError::new("foreman.api_key_file", "the file is empty"));
+        }
+        self.foreman.api_key = Some(Secret::new(key));
+        Ok(())
+    }
+
+    /// The API key; `load` guarantees it is present.
+    pub fn api_key(&self) -> Secret {
+        self.foreman
+            .api_key
+            .clone()
+            .unwrap_or_else(|| Secret::new(""))
+    }
+}
+
+fn positive(key: &str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::new(key, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+fn validate_base_url(url: &str, allow_insecure: bool) -> Result<(), ConfigError> {
+    const KEY: &str = "foreman.base_url";
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| ConfigError::new(KEY, format!("not a valid URL: {e}")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => return Err(ConfigError::new(KEY, "has no host")),
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if allow_insecure && loopback => Ok(()),
+        "http" if allow_insecure => Err(ConfigError::new(
+            KEY,
+            "plain http is allowed only to a loopback host",
+        )),
+        "http" => Err(ConfigError::new(
+            KEY,
+            "must use https (http only to loopback with allow_insecure = true)",
+        )),
+        other => Err(ConfigError::new(KEY, format!("unsupported scheme {other:?}"))),
+    }
+}
+
+/// Turns serde's message at a path into our one-line error, naming the missing key itself
+/// rather than its parent table.
+fn path_error(path: &str, message: &str) -> ConfigError {
+    let path = if path == "." { "" } else { path };
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    if let Some(field) = quoted(message, "missing field `") {
+        return ConfigError::new(join(field), "missing required key");
+    }
+    if message.starts_with("unknown field `") {
+        // serde reports unknown keys at their own path already.
+        return ConfigError::new(path, "unknown key");
+    }
+    ConfigError::new(path, message.replace('\n', " "))
+}
+
+fn quoted<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next()
+}
+
+/// A TOML syntax error, with its line number, on one line.
+fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let line = error
+        .span()
+        .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    let message = error.message().replace('\n', " ");
+    match line {
+        Some(line) => ConfigError::new("", format!("invalid TOML at line {line}: {message}")),
+        None => ConfigError::new("", format!("invalid TOML: {message}")),
+    }
+}
+
+/// True when `ip` may be targeted by anything this project starts on its own (tests, demo).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback(),
+    }
+}
+
+/// The first simulated miner address, used by examples.
+pub const EXAMPLE_MINER: Ipv4Addr = Ipv4Addr::new(127, 1, 0, 1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[foreman]
+base_url = "https://api.foreman.mn"
+api_key = "k"
+client_id = "123"
+[poll]
+interval = "60s"
+timeout = "5s"
+concurrency = 1000
+[store]
+path = "/tmp/x.db"
+[[miners]]
+ip = "127.1.0.1"
+port = 4028
+"#;
+
+    #[test]
+    fn good_config_parses_with_values() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.poll.interval, Duration::from_secs(60));
+        assert_eq!(c.poll.concurrency, 1000);
+        assert_eq!(c.miners.len(), 1);
+        assert_eq!(c.api_key().expose(), "k");
+        // The default config scans and polls nothing by itself.
+        let minimal = "[foreman]\nbase_url=\"https://a.b\"\napi_key=\"k\"\nclient_id=\"1\"\n";
+        assert!(Config::parse(minimal).unwrap().miners.is_empty());
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let e = err(&GOOD.replace("api_key = \"k\"\n", ""));
+        assert_eq!(e, "config: foreman.api_key: missing: set api_key or api_key_file");
+        let e = err(&GOOD.replace("client_id = \"123\"\n", ""));
+        assert_eq!(e, "config: foreman.client_id: missing required key");
+    }
+
+    #[test]
+    fn http_url_is_refused() {
+        let e = err(&GOOD.replace("https://api.foreman.mn", "http://api.foreman.mn"));
+        assert!(e.starts_with("config: foreman.base_url: must use https"), "{e}");
+        let insecure = GOOD.replace(
+            "https://api.foreman.mn\"",
+            "http://127.0.0.1:9\"\nallow_insecure = true",
+        );
+        assert!(Config::parse(&insecure).is_ok());
+        let remote = GOOD.replace(
+            "https://api.foreman.mn\"",
+            "http://api.foreman.mn\"\nallow_insecure = true",
+        );
+        assert!(err(&remote).contains("only to a loopback host"));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = err(&GOOD.replace("concurrency = 1000", "concurrency = 1000\nspeed = 3"));
+        assert_eq!(e, "config: poll.speed: unknown key");
+    }
+
+    #[test]
+    fn negative_interval_is_refused() {
+        let e = err(&GOOD.replace("interval = \"60s\"", "interval = \"-60s\""));
+        assert!(e.starts_with("config: poll.interval: invalid duration"), "{e}");
+        let e = err(&GOOD.replace("interval = \"60s\"", "interval = -60"));
+        assert!(e.starts_with("config: poll.interval:"), "{e}");
+    }
+
+    #[test]
+    fn errors_are_one_line_and_hide_the_key() {
+        let bad = GOOD.replace("[poll]", "[poll\n");
+        let e = err(&bad);
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("line"), "{e}");
+        let c = Config::parse(GOOD).unwrap();
+        assert!(!format!("{c:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn timeout_must_be_below_interval() {
+        let e = err(&GOOD.replace("timeout = \"5s\"", "timeout = \"90s\""));
+        assert!(e.starts_with("config: poll.timeout: must be shorter"), "{e}");
+    }
+}

@@ -1,0 +1,114 @@
+//! `pickaxe status` and `pickaxe check`: what an operator asks on the site server.
+
+use std::fmt::Write as _;
+
+use crate::config::Config;
+use crate::foreman::ForemanClient;
+use crate::store::{counter, Store};
+
+/// Prints identity, uplink, buffer and per-miner state from the state database. Works beside
+/// a running daemon (read-only, WAL).
+pub async fn show(config: &Config) -> anyhow::Result<()> {
+    let path = &config.store.path;
+    if !path.exists() {
+        anyhow::bail!(
+            "no state database at {} yet: has the agent run?",
+            path.display()
+        );
+    }
+    let store = Store::open_read_only(path).await?;
+    print!("{}", render(&store, chrono::Utc::now().timestamp_millis()).await?);
+    store.close().await;
+    Ok(())
+}
+
+pub async fn render(store: &Store, now_ms: i64) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let id = store.meta("pickaxe_id").await?.unwrap_or_else(|| "-".into());
+    let uplink = store.meta("uplink_state").await?.unwrap_or_else(|| "unknown".into());
+    let backlog = store.backlog().await?;
+    writeln!(out, "pickaxe id:     {id}")?;
+    writeln!(out, "uplink:         {uplink}")?;
+    let oldest = backlog
+        .oldest_cycle_ms
+        .map(|ms| format!(", oldest {}", age(now_ms - ms)))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "buffered:       {} samples in {} batches, {} bytes{oldest}",
+        backlog.samples, backlog.batches, backlog.bytes
+    )?;
+    writeln!(
+        out,
+        "totals:         {} cycles, {} samples taken, {} uploaded, {} failed polls",
+        store.counter(counter::CYCLES).await?,
+        store.counter(counter::SAMPLES_TAKEN).await?,
+        store.counter(counter::SAMPLES_UPLOADED).await?,
+        store.counter(counter::POLL_FAILURES).await?,
+    )?;
+    let miners = store.miner_status().await?;
+    writeln!(out, "miners:         {}", miners.len())?;
+    if !miners.is_empty() {
+        writeln!(
+            out,
+            "{:<22} {:<10} {:<16} {:>10} {:>10}  last error",
+            "address", "family", "model", "TH/s", "last seen"
+        )?;
+    }
+    for m in miners {
+        let th = m
+            .hashrate
+            .map(|h| format!("{:.2}", h / 1e12))
+            .unwrap_or_else(|| "-".into());
+        let seen = m
+            .last_seen_ms
+            .map(|ms| age(now_ms - ms))
+            .unwrap_or_else(|| "never".into());
+        let err = match (m.last_error, m.last_error_ms) {
+            (Some(e), Some(at)) if Some(at) > m.last_seen_ms => e,
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{:<22} {:<10} {:<16} {:>10} {:>10}  {}",
+            format!("{}:{}", m.ip, m.port),
+            m.family.unwrap_or_else(|| "-".into()),
+            m.model.unwrap_or_else(|| "-".into()),
+            th,
+            seen,
+            err
+        )?;
+    }
+    Ok(out)
+}
+
+fn age(ms: i64) -> String {
+    let s = (ms.max(0) / 1000) as u64;
+    match s {
+        0..=119 => format!("{s}s ago"),
+        120..=7199 => format!("{}m ago", s / 60),
+        _ => format!("{}h ago", s / 3600),
+    }
+}
+
+/// Validates the config (already done by the caller) and checks Foreman with the key.
+pub async fn check(config: &Config) -> anyhow::Result<()> {
+    println!("config:   ok");
+    let id = match Store::open_read_only(&config.store.path).await {
+        Ok(store) => store.meta("pickaxe_id").await.ok().flatten(),
+        Err(_) => None,
+    };
+    let id = config.foreman.pickaxe_id.clone().or(id);
+    let client = ForemanClient::new(config, id.as_deref().unwrap_or("unregistered"))?;
+    match client.ping().await {
+        Ok(()) => println!("foreman:  reachable, key accepted ({})", config.foreman.base_url),
+        Err(e) => anyhow::bail!("foreman: {e}"),
+    }
+    if id.is_some() {
+        let miners = client.miner_config().await?;
+        println!("miners:   {} assigned by Foreman", miners.len());
+    } else {
+        println!("miners:   pickaxe id not created yet (first `pickaxe run` creates it)");
+    }
+    Ok(())
+}
