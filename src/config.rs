@@ -345,7 +345,10 @@ impl Config {
 
         for (i, m) in self.miners.iter().enumerate() {
             if m.port == 0 {
-                return Err(ConfigError::new(format!("miners[{i}].port"), "must not be 0"));
+                return Err(ConfigError::new(
+                    format!("miners[{i}].port"),
+                    "must not be 0",
+                ));
             }
         }
         Ok(())
@@ -368,7 +371,10 @@ impl Config {
         })?;
         let key = text.trim();
         if key.is_empty() {
-            return Err(ConfigError::new("foreman.api_key_file", "the file is empty"));
+            return Err(ConfigError::new(
+                "foreman.api_key_file",
+                "the file is empty",
+            ));
         }
         self.foreman.api_key = Some(Secret::new(key));
         Ok(())
@@ -411,7 +417,10 @@ fn validate_base_url(url: &str, allow_insecure: bool) -> Result<(), ConfigError>
             KEY,
             "must use https (http only to loopback with allow_insecure = true)",
         )),
-        other => Err(ConfigError::new(KEY, format!("unsupported scheme {other:?}"))),
+        other => Err(ConfigError::new(
+            KEY,
+            format!("unsupported scheme {other:?}"),
+        )),
     }
 }
 
@@ -503,7 +512,10 @@ port = 4028
     #[test]
     fn missing_key_is_named() {
         let e = err(&GOOD.replace("api_key = \"k\"\n", ""));
-        assert_eq!(e, "config: foreman.api_key: missing: set api_key or api_key_file");
+        assert_eq!(
+            e,
+            "config: foreman.api_key: missing: set api_key or api_key_file"
+        );
         let e = err(&GOOD.replace("client_id = \"123\"\n", ""));
         assert_eq!(e, "config: foreman.client_id: missing required key");
     }
@@ -511,7 +523,10 @@ port = 4028
     #[test]
     fn http_url_is_refused() {
         let e = err(&GOOD.replace("https://api.foreman.mn", "http://api.foreman.mn"));
-        assert!(e.starts_with("config: foreman.base_url: must use https"), "{e}");
+        assert!(
+            e.starts_with("config: foreman.base_url: must use https"),
+            "{e}"
+        );
         let insecure = GOOD.replace(
             "https://api.foreman.mn\"",
             "http://127.0.0.1:9\"\nallow_insecure = true",
@@ -533,7 +548,10 @@ port = 4028
     #[test]
     fn negative_interval_is_refused() {
         let e = err(&GOOD.replace("interval = \"60s\"", "interval = \"-60s\""));
-        assert!(e.starts_with("config: poll.interval: invalid duration"), "{e}");
+        assert!(
+            e.starts_with("config: poll.interval: invalid duration"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("interval = \"60s\"", "interval = -60"));
         assert!(e.starts_with("config: poll.interval:"), "{e}");
     }
@@ -551,6 +569,9 @@ port = 4028
     #[test]
     fn timeout_must_be_below_interval() {
         let e = err(&GOOD.replace("timeout = \"5s\"", "timeout = \"90s\""));
-        assert!(e.starts_with("config: poll.timeout: must be shorter"), "{e}");
+        assert!(
+            e.starts_with("config: poll.timeout: must be shorter"),
+            "{e}"
+        );
     }
 }

@@ -141,12 +141,16 @@ pub struct MinerStats {
 impl MinerStats {
     /// Board temperatures of all boards.
     pub fn board_temps(&self) -> impl Iterator<Item = f64> + '_ {
-        self.boards.iter().flat_map(|b| b.board_temps.iter().copied())
+        self.boards
+            .iter()
+            .flat_map(|b| b.board_temps.iter().copied())
     }
 
     /// Chip temperatures of all boards.
     pub fn chip_temps(&self) -> impl Iterator<Item = f64> + '_ {
-        self.boards.iter().flat_map(|b| b.chip_temps.iter().copied())
+        self.boards
+            .iter()
+            .flat_map(|b| b.chip_temps.iter().copied())
     }
 
     /// True when any board shows failed chips.

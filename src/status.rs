@@ -17,15 +17,24 @@ pub async fn show(config: &Config) -> anyhow::Result<()> {
         );
     }
     let store = Store::open_read_only(path).await?;
-    print!("{}", render(&store, chrono::Utc::now().timestamp_millis()).await?);
+    print!(
+        "{}",
+        render(&store, chrono::Utc::now().timestamp_millis()).await?
+    );
     store.close().await;
     Ok(())
 }
 
 pub async fn render(store: &Store, now_ms: i64) -> anyhow::Result<String> {
     let mut out = String::new();
-    let id = store.meta("pickaxe_id").await?.unwrap_or_else(|| "-".into());
-    let uplink = store.meta("uplink_state").await?.unwrap_or_else(|| "unknown".into());
+    let id = store
+        .meta("pickaxe_id")
+        .await?
+        .unwrap_or_else(|| "-".into());
+    let uplink = store
+        .meta("uplink_state")
+        .await?
+        .unwrap_or_else(|| "unknown".into());
     let backlog = store.backlog().await?;
     writeln!(out, "pickaxe id:     {id}")?;
     writeln!(out, "uplink:         {uplink}")?;
@@ -101,7 +110,10 @@ pub async fn check(config: &Config) -> anyhow::Result<()> {
     let id = config.foreman.pickaxe_id.clone().or(id);
     let client = ForemanClient::new(config, id.as_deref().unwrap_or("unregistered"))?;
     match client.ping().await {
-        Ok(()) => println!("foreman:  reachable, key accepted ({})", config.foreman.base_url),
+        Ok(()) => println!(
+            "foreman:  reachable, key accepted ({})",
+            config.foreman.base_url
+        ),
         Err(e) => anyhow::bail!("foreman: {e}"),
     }
     if id.is_some() {

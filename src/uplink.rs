@@ -146,7 +146,12 @@ impl Uploader {
                     }
                     backoff.reset();
                     self.set_state(UplinkState::Ok).await;
-                    debug!(batch = batch.id, samples = batch.samples, backlog = is_backlog, "Batch uploaded.");
+                    debug!(
+                        batch = batch.id,
+                        samples = batch.samples,
+                        backlog = is_backlog,
+                        "Batch uploaded."
+                    );
                 }
                 Err(e) => {
                     let delay = backoff.next_delay(e.retry_after());
@@ -171,7 +176,11 @@ impl Uploader {
         if *self.state.borrow() == state {
             return;
         }
-        if let Err(e) = self.store.set_meta("uplink_state", &state.to_string()).await {
+        if let Err(e) = self
+            .store
+            .set_meta("uplink_state", &state.to_string())
+            .await
+        {
             debug!(error = %e, "Cannot record the uplink state.");
         }
         self.state.send_replace(state);
@@ -182,9 +191,7 @@ impl Uploader {
             status: 0,
             message: format!("stored batch {} is unreadable: {e}", batch.id),
         })?;
-        self.client
-            .put_metrics(body, &batch.idempotency_key)
-            .await
+        self.client.put_metrics(body, &batch.idempotency_key).await
     }
 }
 

@@ -88,9 +88,8 @@ impl ForemanClient {
             let pem = std::fs::read(ca_file).map_err(|e| {
                 ForemanError::Setup(format!("cannot read ca_file {}: {e}", ca_file.display()))
             })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                ForemanError::Setup(format!("ca_file {}: {e}", ca_file.display()))
-            })?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| ForemanError::Setup(format!("ca_file {}: {e}", ca_file.display())))?;
             builder = builder.add_root_certificate(cert);
         }
         let http = builder
@@ -134,9 +133,7 @@ impl ForemanClient {
     ) -> Result<Vec<u8>, ForemanError> {
         let mut request = self.http.request(method, url).headers(headers);
         if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body);
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
         let response = request.send().await.map_err(|e| ForemanError::Transient {
             reason: network_reason(&e),
@@ -182,7 +179,9 @@ impl ForemanClient {
         url.query_pairs_mut()
             .append_pair("hostname", &local_hostname())
             .append_pair("ip", "127.0.0.1");
-        let body = self.send(Method::GET, url, self.auth_headers()?, None).await?;
+        let body = self
+            .send(Method::GET, url, self.auth_headers()?, None)
+            .await?;
         // Parse entry by entry: one malformed entry must not cost us the whole list.
         let raw: Vec<serde_json::Value> = serde_json::from_slice(&body)
             .map_err(|e| ForemanError::BadReply(format!("miner list: {e}")))?;
@@ -194,7 +193,9 @@ impl ForemanClient {
 
     pub async fn app_config(&self) -> Result<AppConfig, ForemanError> {
         let url = self.url(&paths::app_config(&self.pickaxe_id))?;
-        let body = self.send(Method::GET, url, self.auth_headers()?, None).await?;
+        let body = self
+            .send(Method::GET, url, self.auth_headers()?, None)
+            .await?;
         serde_json::from_slice(&body).map_err(|e| ForemanError::BadReply(format!("appConfig: {e}")))
     }
 
@@ -209,8 +210,13 @@ impl ForemanClient {
     /// Checks connectivity and the key.
     pub async fn ping(&self) -> Result<(), ForemanError> {
         let url = self.url(&paths::ping(&self.client_id))?;
-        let body = self.send(Method::GET, url, self.auth_headers()?, None).await?;
-        if String::from_utf8_lossy(&body).to_lowercase().contains("pong") {
+        let body = self
+            .send(Method::GET, url, self.auth_headers()?, None)
+            .await?;
+        if String::from_utf8_lossy(&body)
+            .to_lowercase()
+            .contains("pong")
+        {
             Ok(())
         } else {
             Err(ForemanError::BadReply("ping did not answer pong".into()))

@@ -172,10 +172,7 @@ fn asic_entry(stats: &MinerStats) -> AsicEntry {
         },
         temps,
         has_errors: stats.has_errors(),
-        power_mode: stats
-            .power_mode
-            .map(|m| m.as_str())
-            .unwrap_or("normal"),
+        power_mode: stats.power_mode.map(|m| m.as_str()).unwrap_or("normal"),
         power_state: None,
         attributes,
         raw_stats: serde_json::Map::new(),
@@ -263,7 +260,10 @@ mod tests {
             stats,
         }];
         let json = serde_json::to_value(report(at, &samples)).unwrap();
-        assert_eq!(json["metadata"]["timestamp"], "2026-12-03T07:19:27.753+0000");
+        assert_eq!(
+            json["metadata"]["timestamp"],
+            "2026-12-03T07:19:27.753+0000"
+        );
         assert_eq!(json["metadata"]["apiVersion"], "1.0.0");
         let m = &json["miners"][0];
         assert_eq!(m["apiIp"], "127.1.0.1");

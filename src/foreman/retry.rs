@@ -75,7 +75,10 @@ mod tests {
         for n in 0..12 {
             let d = b.next_delay(None);
             let ceiling = Duration::from_secs(1u64 << n).min(Duration::from_secs(300));
-            assert!(d >= Duration::from_secs(1) && d <= ceiling, "attempt {n}: {d:?}");
+            assert!(
+                d >= Duration::from_secs(1) && d <= ceiling,
+                "attempt {n}: {d:?}"
+            );
             ceilings.push(ceiling);
         }
         assert_eq!(b.failures(), 12);
@@ -87,19 +90,28 @@ mod tests {
     fn retry_after_is_a_floor_and_capped() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(2));
         assert!(b.next_delay(Some(Duration::from_secs(120))) >= Duration::from_secs(120));
-        assert_eq!(b.next_delay(Some(Duration::from_secs(86_400))), MAX_RETRY_AFTER);
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(86_400))),
+            MAX_RETRY_AFTER
+        );
     }
 
     #[test]
     fn retry_after_forms() {
         let now = chrono::Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after("0", now), None);
         assert_eq!(parse_retry_after("abc", now), None);
         assert_eq!(
             parse_retry_after("Thu, 03 Dec 2026 12:00:30 GMT", now),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse_retry_after("Thu, 03 Dec 2026 11:00:00 GMT", now), None);
+        assert_eq!(
+            parse_retry_after("Thu, 03 Dec 2026 11:00:00 GMT", now),
+            None
+        );
     }
 }

@@ -154,8 +154,16 @@ mod tests {
         let path = dir.path().join("p.db");
         let store = Store::open(&path).await.unwrap();
         let list = vec![
-            AssignedMiner { ip: "127.1.0.1".into(), port: 4028, api_type: Some(19) },
-            AssignedMiner { ip: "127.1.0.2".into(), port: 4028, api_type: None },
+            AssignedMiner {
+                ip: "127.1.0.1".into(),
+                port: 4028,
+                api_type: Some(19),
+            },
+            AssignedMiner {
+                ip: "127.1.0.2".into(),
+                port: 4028,
+                api_type: None,
+            },
         ];
         store.set_assigned(&list).await.unwrap();
         let ok = PollRecord {
@@ -169,7 +177,11 @@ mod tests {
             error: None,
         };
         store.write_cycle(10, &[], &[ok.clone()]).await.unwrap();
-        let failed = PollRecord { at_ms: 20, error: Some("timeout".into()), ..ok };
+        let failed = PollRecord {
+            at_ms: 20,
+            error: Some("timeout".into()),
+            ..ok
+        };
         store.write_cycle(20, &[], &[failed]).await.unwrap();
         store.close().await;
 

@@ -152,8 +152,14 @@ mod tests {
             .write_cycle(1_000, &[batch("a", 2), batch("b", 3)], &[])
             .await
             .unwrap();
-        store.write_cycle(2_000, &[batch("c", 4)], &[]).await.unwrap();
-        store.write_cycle(3_000, &[batch("d", 1)], &[]).await.unwrap();
+        store
+            .write_cycle(2_000, &[batch("c", 4)], &[])
+            .await
+            .unwrap();
+        store
+            .write_cycle(3_000, &[batch("d", 1)], &[])
+            .await
+            .unwrap();
 
         let live = store.next_batch(Some(3_000)).await.unwrap().unwrap();
         assert_eq!(live.idempotency_key, "d");

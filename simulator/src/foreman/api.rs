@@ -1,0 +1,224 @@
+//! The Foreman endpoints a pickaxe uses, with Foreman's codes and shapes (protocol §2-§4).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::metrics;
+use super::state::{OutageMode, Shared};
+
+type St = State<Arc<Shared>>;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/ping", get(ping))
+        .route("/api/ping/{client_id}", get(ping_client))
+        .route(
+            "/api/config/{client_id}/{pickaxe_id}/{version}/",
+            get(config),
+        )
+        .route(
+            "/api/config/{client_id}/{pickaxe_id}/{version}",
+            get(config),
+        )
+        .route("/api/metrics/{client_id}/{pickaxe_id}", put(put_metrics))
+        .route("/api/pickaxe/{pickaxe_id}/appConfig", get(app_config))
+        .route("/api/pickaxe/{pickaxe_id}/started", post(started))
+        .route("/api/pickaxe/{pickaxe_id}/commands", get(commands))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(metrics::MAX_BODY))
+        .layer(middleware::from_fn_with_state(shared.clone(), faults))
+        .with_state(shared)
+}
+
+fn message(status: StatusCode, msg: &str) -> Response {
+    (status, Json(json!({ "message": msg }))).into_response()
+}
+
+/// Injected faults, applied before anything else: 503 outage, 429 rate limit, slow responses.
+async fn faults(State(st): St, req: Request, next: Next) -> Response {
+    if st.outage() == Some(OutageMode::Unavailable) {
+        st.rec().summary.requests.faulted += 1;
+        return message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+    }
+    let (limited, retry_after, slow) = {
+        let mut f = st.fault_counters();
+        if f.rate_limit_left > 0 {
+            f.rate_limit_left -= 1;
+            (true, f.retry_after, None)
+        } else if f.slow_left > 0 {
+            f.slow_left -= 1;
+            (false, None, Some(f.slow_secs))
+        } else {
+            (false, None, None)
+        }
+    };
+    if limited {
+        st.rec().summary.requests.faulted += 1;
+        let mut r = message(StatusCode::TOO_MANY_REQUESTS, "Request was throttled.");
+        if let Some(s) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        return r;
+    }
+    if let Some(secs) = slow {
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    }
+    next.run(req).await
+}
+
+/// `Authorization: Token <key>` exactly, and (where the path has one) our client id.
+/// Returns the 401/403 answer when the request is not allowed.
+fn deny(st: &Shared, headers: &HeaderMap, client_id: Option<&str>) -> Option<Response> {
+    let expected = format!("Token {}", st.api_key);
+    let denied = match headers.get(header::AUTHORIZATION) {
+        None => Some(message(
+            StatusCode::UNAUTHORIZED,
+            "Authentication credentials were not provided.",
+        )),
+        Some(v) if v.as_bytes() != expected.as_bytes() => {
+            Some(message(StatusCode::UNAUTHORIZED, "Invalid token."))
+        }
+        Some(_) => match client_id {
+            Some(c) if c != st.client_id => Some(message(
+                StatusCode::FORBIDDEN,
+                "You do not have permission to perform this action.",
+            )),
+            _ => None,
+        },
+    };
+    if denied.is_some() {
+        st.rec().summary.requests.rejected_auth += 1;
+    }
+    denied
+}
+
+async fn not_found() -> Response {
+    message(StatusCode::NOT_FOUND, "Not found.")
+}
+
+async fn ping(State(st): St) -> Response {
+    st.rec().summary.requests.ping += 1;
+    Json(json!({"ping": "pong"})).into_response()
+}
+
+async fn ping_client(State(st): St, headers: HeaderMap, Path(client_id): Path<String>) -> Response {
+    if let Some(r) = deny(&st, &headers, Some(&client_id)) {
+        return r;
+    }
+    st.rec().summary.requests.ping += 1;
+    Json(json!({"ping": "pong"})).into_response()
+}
+
+async fn config(
+    State(st): St,
+    headers: HeaderMap,
+    Path((client_id, pickaxe_id, version)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = deny(&st, &headers, Some(&client_id)) {
+        return r;
+    }
+    {
+        let mut rec = st.rec();
+        rec.summary.requests.config += 1;
+        let p = rec.pickaxe(&pickaxe_id);
+        p.version = Some(version);
+        if let Some(h) = q.get("hostname") {
+            p.hostname = Some(h.clone());
+        }
+        if let Some(ip) = q.get("ip") {
+            p.ip = Some(ip.clone());
+        }
+    }
+    let miners = st.miners.read().unwrap_or_else(|e| e.into_inner()).clone();
+    Json(miners).into_response()
+}
+
+async fn put_metrics(
+    State(st): St,
+    headers: HeaderMap,
+    Path((client_id, _pickaxe_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = deny(&st, &headers, Some(&client_id)) {
+        return r;
+    }
+    st.rec().summary.requests.metrics += 1;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let parsed = metrics::decode(encoding, &body).and_then(|b| metrics::validate(&b));
+    let samples = match parsed {
+        Ok(s) => s,
+        Err(msg) => {
+            st.rec().summary.requests.bad_request += 1;
+            tracing::warn!(%msg, "metrics batch rejected");
+            return message(StatusCode::BAD_REQUEST, &msg);
+        }
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let accepted = samples.len();
+    let mut rec = st.rec();
+    if let Some(k) = &key {
+        if let Some(n) = rec.seen_key(k) {
+            return (StatusCode::CREATED, Json(json!({ "accepted": n }))).into_response();
+        }
+    }
+    rec.record_batch(key.as_deref(), samples, accepted);
+    (StatusCode::CREATED, Json(json!({ "accepted": accepted }))).into_response()
+}
+
+async fn app_config(State(st): St, headers: HeaderMap) -> Response {
+    if let Some(r) = deny(&st, &headers, None) {
+        return r;
+    }
+    st.rec().summary.requests.app_config += 1;
+    Json(json!({
+        "readSocketTimeout": 2,
+        "readSocketTimeoutUnits": "SECONDS",
+        "writeSocketTimeout": 2,
+        "writeSocketTimeoutUnits": "SECONDS",
+        "commandCompletionBatchSize": 500,
+        "metricsBatchSize": 200
+    }))
+    .into_response()
+}
+
+async fn started(State(st): St, headers: HeaderMap, Path(pickaxe_id): Path<String>) -> Response {
+    if let Some(r) = deny(&st, &headers, None) {
+        return r;
+    }
+    {
+        let mut rec = st.rec();
+        rec.summary.requests.started += 1;
+        rec.summary.started += 1;
+        rec.pickaxe(&pickaxe_id).started += 1;
+    }
+    tracing::info!(%pickaxe_id, "pickaxe started");
+    Json(json!({"status": "success"})).into_response()
+}
+
+/// No command queue yet: always an empty list with Foreman's poll hint.
+async fn commands(State(st): St, headers: HeaderMap) -> Response {
+    if let Some(r) = deny(&st, &headers, None) {
+        return r;
+    }
+    st.rec().summary.requests.commands += 1;
+    Json(json!({"commands": [], "delay": 30, "delaySeconds": 30, "delayUnits": "SECONDS"}))
+        .into_response()
+}

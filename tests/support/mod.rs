@@ -1,0 +1,261 @@
+//! Shared harness of the integration tests: a simulated site (fleet + fake Foreman) in the
+//! test process, the real `pickaxe` binary as a child process, and polling helpers.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pickaxe_sim::{start_fleet, start_foreman, Fleet, FleetConfig, Foreman, ForemanConfig};
+
+pub struct Site {
+    pub fleet: Fleet,
+    pub foreman: Foreman,
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// `count` simulated miners from `base` (use a distinct base per test: tests run in
+    /// parallel) and a fake Foreman that assigns them all.
+    pub async fn start(count: usize, base: Ipv4Addr, mix: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = start_fleet(FleetConfig {
+            count,
+            base,
+            mix: pickaxe_sim::parse_mix(mix).unwrap(),
+            ..FleetConfig::default()
+        })
+        .await
+        .unwrap();
+        let foreman = start_foreman(ForemanConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_key: "it-key-0123456789".into(),
+            client_id: "7".into(),
+            ca_out: dir.path().join("ca.pem"),
+        })
+        .await
+        .unwrap();
+        foreman.set_miners(fleet.config_entries());
+        Site {
+            fleet,
+            foreman,
+            dir,
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("state/pickaxe.db")
+    }
+
+    /// Writes a daemon config for this site and returns its path.
+    pub fn write_config(&self, interval: &str, extra: &str) -> PathBuf {
+        let text = format!(
+            r#"[foreman]
+base_url = "{url}"
+api_key = "{key}"
+client_id = "7"
+ca_file = "{ca}"
+refresh_interval = "30s"
+request_timeout = "5s"
+[poll]
+interval = "{interval}"
+timeout = "900ms"
+concurrency = 100
+[store]
+path = "{db}"
+[upload]
+min_backoff = "200ms"
+max_backoff = "1s"
+backlog_rate = 100
+{extra}
+"#,
+            url = self.foreman.url(),
+            key = self.foreman.api_key(),
+            ca = self.foreman.ca_path().display(),
+            db = self.db_path().display(),
+        );
+        let path = self.dir.path().join("pickaxe.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// The real daemon binary, as a child process.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn spawn(config: &Path, log_name: &str) -> Daemon {
+        let log = config.with_file_name(log_name);
+        let child = Command::new(env!("CARGO_BIN_EXE_pickaxe"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "pickaxe=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        panic!(
+            "daemon did not stop within 15 s of SIGTERM; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill_hard(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `within` passes.
+pub async fn wait_until<F: FnMut() -> bool>(within: Duration, what: &str, mut check: F) {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {within:?} waiting for: {what}");
+}
+
+/// Parses Foreman's `yyyy-MM-ddTHH:mm:ss.SSS±HHMM`.
+pub fn parse_timestamp(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.3f%z")
+        .unwrap_or_else(|e| panic!("bad timestamp {text:?}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// Reads the daemon's counters from its state database (read-only, beside a live daemon).
+pub async fn counter(db: &Path, name: &str) -> i64 {
+    let store = pickaxe::store::Store::open_read_only(db).await.unwrap();
+    let value = store.counter(name).await.unwrap();
+    store.close().await;
+    value
+}
+
+pub async fn backlog(db: &Path) -> pickaxe::store::Backlog {
+    let store = pickaxe::store::Store::open_read_only(db).await.unwrap();
+    let value = store.backlog().await.unwrap();
+    store.close().await;
+    value
+}
+
+/// Async variant of [`wait_until`].
+pub async fn wait_for<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {within:?} waiting for: {what}");
+}
+
+/// Checks what Foreman holds against what the simulated miners served, miner by miner:
+/// every sample Foreman got carries the time its poll was really served (its original
+/// timestamp, not the upload time) and arrived once; each miner has one sample per stored
+/// cycle; and the polls the miners served that reached Foreman in no sample all belong to at
+/// most `lost_cycles` cycles (the ones in flight when the daemon was killed).
+/// Returns the number of samples checked.
+pub fn assert_samples_match_polls(site: &Site, stored_cycles: i64, lost_cycles: usize) -> usize {
+    let samples = site.foreman.samples();
+    let mut checked = 0;
+    let mut unaccounted = Vec::new();
+    for miner in site.fleet.miners() {
+        let served = site.fleet.stats_served(miner.addr);
+        let received: Vec<_> = samples
+            .iter()
+            .find(|m| m.ip == miner.addr.ip().to_string() && m.port == miner.addr.port())
+            .map(|m| m.samples.clone())
+            .unwrap_or_default();
+        let stamps: Vec<_> = received
+            .iter()
+            .map(|s| parse_timestamp(&s.timestamp))
+            .collect();
+        // The cycle is stamped when it starts; the miner serves its poll right after.
+        let belongs = |at: chrono::DateTime<Utc>, ts: chrono::DateTime<Utc>| {
+            at >= ts - chrono::Duration::milliseconds(5)
+                && at <= ts + chrono::Duration::milliseconds(900)
+        };
+        for (sample, ts) in received.iter().zip(&stamps) {
+            assert_eq!(
+                sample.count, 1,
+                "{} sample {} arrived {} times",
+                miner.addr, sample.timestamp, sample.count
+            );
+            assert!(
+                served.iter().any(|s| belongs(s.at, *ts)),
+                "{}: sample stamped {} matches no poll the miner served",
+                miner.addr,
+                sample.timestamp
+            );
+        }
+        assert_eq!(
+            received.len() as i64,
+            stored_cycles,
+            "{} ({}): one sample per stored cycle",
+            miner.addr,
+            miner.model
+        );
+        unaccounted.extend(
+            served
+                .iter()
+                .filter(|s| !stamps.iter().any(|ts| belongs(s.at, *ts)))
+                .map(|s| s.at),
+        );
+        checked += received.len();
+    }
+    // Group the unaccounted polls into cycles (polls of one cycle are served within ~1 s).
+    unaccounted.sort();
+    let mut clusters = 0;
+    let mut last: Option<chrono::DateTime<Utc>> = None;
+    for at in unaccounted {
+        if last.is_none_or(|l| at - l > chrono::Duration::milliseconds(500)) {
+            clusters += 1;
+        }
+        last = Some(at);
+    }
+    assert!(
+        clusters <= lost_cycles,
+        "polls of {clusters} cycles never reached Foreman (allowed {lost_cycles})"
+    );
+    checked
+}
