@@ -86,14 +86,54 @@ impl Default for PollConfig {
 pub struct StoreConfig {
     #[serde(default = "defaults::store_path")]
     pub path: PathBuf,
+    /// Most the buffered metrics may take on disk, in MB (compressed batches).
+    #[serde(default = "defaults::max_buffer_mb")]
+    pub max_buffer_mb: u64,
+    /// Buffered samples older than this are dropped.
+    #[serde(default = "defaults::max_age", deserialize_with = "duration")]
+    pub max_age: Duration,
+    /// Free space to leave on the state directory's file system, in MB.
+    #[serde(default = "defaults::min_free_disk_mb")]
+    pub min_free_disk_mb: u64,
+    /// What to drop when a bound is hit.
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// SQLite `synchronous`: `normal` survives a process crash and keeps the file consistent on
+    /// power loss (the last commits may roll back); `full` also keeps those.
+    #[serde(default)]
+    pub synchronous: Synchronous,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: defaults::store_path(),
+            max_buffer_mb: defaults::max_buffer_mb(),
+            max_age: defaults::max_age(),
+            min_free_disk_mb: defaults::min_free_disk_mb(),
+            when_full: WhenFull::default(),
+            synchronous: Synchronous::default(),
         }
     }
+}
+
+/// Which samples give way when the buffer is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Keep the newest data (what an operator looks at first).
+    #[default]
+    DropOldest,
+    /// Keep the oldest data and refuse new cycles.
+    DropNewest,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    #[default]
+    Normal,
+    Full,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +198,15 @@ mod defaults {
     }
     pub fn max_reply_bytes() -> usize {
         1 << 20
+    }
+    pub fn max_buffer_mb() -> u64 {
+        2048
+    }
+    pub fn max_age() -> Duration {
+        Duration::from_secs(7 * 24 * 3600)
+    }
+    pub fn min_free_disk_mb() -> u64 {
+        256
     }
     pub fn store_path() -> PathBuf {
         PathBuf::from("/var/lib/pickaxe/pickaxe.db")
@@ -321,6 +370,10 @@ impl Config {
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::new("store.path", "is empty"));
         }
+        if self.store.max_buffer_mb == 0 {
+            return Err(ConfigError::new("store.max_buffer_mb", "must be at least 1"));
+        }
+        positive("store.max_age", self.store.max_age)?;
 
         let u = &self.upload;
         if !(1..=MAX_BATCH_MINERS).contains(&u.batch_miners) {

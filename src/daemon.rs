@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::foreman::retry::Backoff;
 use crate::foreman::ForemanClient;
 use crate::poller::Poller;
-use crate::store::{AssignedMiner, PollRecord, Store};
+use crate::store::{AssignedMiner, DropReason, Drops, PollRecord, Store, StoreOptions};
 use crate::uplink::{encode_cycle, sleep_or_cancel, UplinkState, Uploader};
 
 /// What a running daemon exposes to whoever started it (the demo shows it live).
@@ -55,7 +55,7 @@ pub async fn start(
     tracker: &TaskTracker,
 ) -> anyhow::Result<DaemonHandle> {
     raise_open_files_limit();
-    let store = Store::open(&config.store.path).await?;
+    let store = Store::open_with(&config.store.path, StoreOptions::from(&config.store)).await?;
     let pickaxe_id = store
         .pickaxe_id(config.foreman.pickaxe_id.as_deref())
         .await?;
@@ -197,6 +197,7 @@ async fn poll_loop(
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
+    let mut drop_log = DropEpisodes::default();
     let mut ticker = tokio::time::interval(poll.interval);
     // A cycle that overruns its interval makes the next one start late, never stack up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -219,11 +220,12 @@ async fn poll_loop(
             }
         };
         let cycle_ms = taken_at.timestamp_millis();
-        if let Err(e) =
-            write_with_retry(&store, cycle_ms, &batches, &cycle.records, &shutdown).await
-        {
-            error!(error = %e, samples = cycle.samples.len(), "Cannot store a cycle; its samples are lost.");
-            continue;
+        match write_with_retry(&store, cycle_ms, &batches, &cycle.records, &shutdown).await {
+            Ok(drops) => drop_log.observe(&drops),
+            Err(e) => {
+                error!(error = %e, samples = cycle.samples.len(), "Cannot store a cycle; its samples are lost.");
+                continue;
+            }
         }
         live.send_replace(Some(cycle_ms));
         wake.notify_one();
@@ -237,6 +239,34 @@ async fn poll_loop(
     }
 }
 
+/// Logs buffer drops once per episode (when they start and when they stop), never silently
+/// and never once per cycle.
+#[derive(Debug, Default)]
+struct DropEpisodes {
+    /// Samples dropped so far in each ongoing episode.
+    ongoing: std::collections::BTreeMap<DropReason, i64>,
+}
+
+impl DropEpisodes {
+    fn observe(&mut self, drops: &Drops) {
+        for (reason, dropped) in drops.by_reason() {
+            let total = self.ongoing.entry(reason).or_insert(0);
+            if *total == 0 {
+                error!(reason = reason.as_str(), samples = dropped.samples, "Buffer bound reached: dropping samples until it clears.");
+            }
+            *total += dropped.samples;
+        }
+        let now: Vec<DropReason> = drops.by_reason().map(|(r, _)| r).collect();
+        self.ongoing.retain(|reason, total| {
+            let goes_on = now.contains(reason);
+            if !goes_on {
+                warn!(reason = reason.as_str(), samples = *total, "Buffer bound no longer hit; samples dropped in that episode.");
+            }
+            goes_on
+        });
+    }
+}
+
 /// A busy or briefly failing database must not cost a cycle: retry a few times.
 async fn write_with_retry(
     store: &Store,
@@ -244,11 +274,11 @@ async fn write_with_retry(
     batches: &[crate::store::CycleBatch],
     records: &[PollRecord],
     shutdown: &CancellationToken,
-) -> Result<(), crate::store::StoreError> {
+) -> Result<Drops, crate::store::StoreError> {
     let mut attempt = 0;
     loop {
         match store.write_cycle(cycle_ms, batches, records).await {
-            Ok(()) => return Ok(()),
+            Ok(drops) => return Ok(drops),
             Err(e) if attempt < 5 => {
                 attempt += 1;
                 warn!(error = %e, attempt, "Storing a cycle failed; retrying.");

@@ -19,11 +19,15 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
+use crate::config::{StoreConfig, Synchronous, WhenFull};
+
 pub use miners::{AssignedMiner, MinerStatusRow, PollRecord};
-pub use outbox::{Backlog, CycleBatch, StoredBatch};
+pub use outbox::{Backlog, CycleBatch, DropReason, Dropped, Drops, StoredBatch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("state database {path} is corrupt: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
     #[error("state database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -42,16 +46,108 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// True when the file itself is damaged (as opposed to, say, a permission problem, where
+    /// setting the file aside would throw good data away).
+    fn is_corruption(&self) -> bool {
+        fn corrupt_code(e: &sqlx::Error) -> bool {
+            match e {
+                sqlx::Error::Database(db) => db
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    // Primary codes: SQLITE_CORRUPT 11, SQLITE_NOTADB 26.
+                    .is_some_and(|c| matches!(c & 0xff, 11 | 26)),
+                _ => false,
+            }
+        }
+        match self {
+            StoreError::Corrupt { .. } => true,
+            StoreError::Open { source, .. } | StoreError::Sql(source) => corrupt_code(source),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => corrupt_code(e),
+            _ => false,
+        }
+    }
+}
+
+/// Bounds and durability of the buffer.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_bytes: i64,
+    pub max_age: Duration,
+    pub min_free_bytes: u64,
+    pub when_full: WhenFull,
+    pub synchronous: Synchronous,
+}
+
+impl From<&StoreConfig> for StoreOptions {
+    fn from(c: &StoreConfig) -> Self {
+        StoreOptions {
+            max_bytes: i64::try_from(c.max_buffer_mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX),
+            max_age: c.max_age,
+            min_free_bytes: c.min_free_disk_mb.saturating_mul(1 << 20),
+            when_full: c.when_full,
+            synchronous: c.synchronous,
+        }
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions::from(&StoreConfig::default())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    options: StoreOptions,
+    /// Where a corrupt database found at open was moved to.
+    quarantined: Option<PathBuf>,
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating if needed) and migrates the database at `path`, with default bounds.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, StoreOptions::default()).await
+    }
+
+    /// Opens (creating if needed), checks and migrates the database at `path`. A corrupt file
+    /// is set aside as `<name>.corrupt-<time>` and a fresh one created, so the agent never
+    /// crash-loops on its own state (case C-28); `quarantined()` then says where it went.
+    pub async fn open_with(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        match Store::open_checked(path, options.clone()).await {
+            Ok(store) => Ok(store),
+            Err(e) if e.is_corruption() => {
+                let aside = quarantine(path).map_err(|source| StoreError::Dir {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                tracing::error!(error = %e, moved_to = %aside.display(), "State database is corrupt: set aside, starting a fresh one. Its unsent samples are lost.");
+                let mut store = Store::open_checked(path, options).await?;
+                sqlx::query("INSERT INTO counters (name, value) VALUES ('corrupt_resets', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1")
+                    .execute(&store.writer)
+                    .await?;
+                store
+                    .set_meta("last_corrupt_file", &aside.display().to_string())
+                    .await?;
+                store.quarantined = Some(aside);
+                Ok(store)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn quarantined(&self) -> Option<&Path> {
+        self.quarantined.as_deref()
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    async fn open_checked(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
                 path: dir.to_path_buf(),
@@ -69,7 +165,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL in WAL mode: a commit survives a process crash (kill -9); only a power
             // cut may roll back the last commits, never corrupt the file.
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match options.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
             .auto_vacuum(SqliteAutoVacuum::Incremental)
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
@@ -77,6 +176,17 @@ impl Store {
             .connect_with(options.clone())
             .await
             .map_err(open_err)?;
+        let check: String = sqlx::query_scalar("PRAGMA quick_check(1)")
+            .fetch_one(&writer)
+            .await
+            .map_err(open_err)?;
+        if check != "ok" {
+            writer.close().await;
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: check,
+            });
+        }
         sqlx::migrate!("./migrations").run(&writer).await?;
         // Readers set no pragmas that write (journal mode, vacuum): the writer owns those.
         let reader_options = SqliteConnectOptions::from_str("sqlite://")
@@ -93,6 +203,8 @@ impl Store {
             writer,
             reader,
             path: path.to_path_buf(),
+            options,
+            quarantined: None,
         })
     }
 
@@ -115,6 +227,8 @@ impl Store {
             writer: reader.clone(),
             reader,
             path: path.to_path_buf(),
+            options: StoreOptions::default(),
+            quarantined: None,
         })
     }
 
@@ -184,6 +298,20 @@ impl Store {
     }
 }
 
+/// Moves the database file and its WAL/SHM companions aside as `<name>.corrupt-<time>`.
+fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    std::fs::rename(path, &aside)?;
+    for suffix in ["-wal", "-shm"] {
+        let companion = PathBuf::from(format!("{}{suffix}", path.display()));
+        if companion.exists() {
+            std::fs::rename(&companion, format!("{}{suffix}", aside.display()))?;
+        }
+    }
+    Ok(aside)
+}
+
 /// Adds `by` to a counter inside an open transaction.
 async fn bump(
     tx: &mut sqlx::SqliteConnection,
@@ -208,11 +336,61 @@ pub mod counter {
     pub const BATCHES_WRITTEN: &str = "batches_written";
     pub const BATCHES_UPLOADED: &str = "batches_uploaded";
     pub const SAMPLES_UPLOADED: &str = "samples_uploaded";
+    /// What waits in the outbox, kept exact by every transaction that touches it.
+    pub const OUTBOX_BATCHES: &str = "outbox_batches";
+    pub const OUTBOX_SAMPLES: &str = "outbox_samples";
+    pub const OUTBOX_BYTES: &str = "outbox_bytes";
+    pub const DEAD_LETTER_SAMPLES: &str = "dead_letter_samples";
+    pub const DEAD_LETTER_BATCHES: &str = "dead_letter_batches";
+    pub const CORRUPT_RESETS: &str = "corrupt_resets";
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_corrupt_database_is_set_aside_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pickaxe.db");
+        let store = Store::open(&path).await.unwrap();
+        store.set_meta("pickaxe_id", "keep-me").await.unwrap();
+        store.close().await;
+        // Overwrite bytes 100..4096 (the schema page), as a hard reset might (case C-28).
+        let mut bytes = std::fs::read(&path).unwrap();
+        for b in bytes.iter_mut().take(4096).skip(100) {
+            *b = 0xA5;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+
+        let store = Store::open(&path).await.unwrap();
+        let aside = store.quarantined().expect("set aside").to_path_buf();
+        assert!(aside.exists());
+        assert_eq!(std::fs::read(&aside).unwrap(), bytes, "the damaged file is kept as it was");
+        assert_eq!(store.counter(counter::CORRUPT_RESETS).await.unwrap(), 1);
+        assert_eq!(store.meta("pickaxe_id").await.unwrap(), None);
+        // The fresh database works.
+        store.write_cycle(1, &[], &[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_truncated_database_is_set_aside_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pickaxe.db");
+        Store::open(&path).await.unwrap().close().await;
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2 + 7]).unwrap();
+        let store = Store::open(&path).await.unwrap();
+        assert!(store.quarantined().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_permission_problem_is_an_error_not_a_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir/x/pickaxe.db");
+        std::fs::write(dir.path().join("missing-dir"), b"a file, not a directory").unwrap();
+        assert!(Store::open(&path).await.is_err());
+    }
 
     #[tokio::test]
     async fn pickaxe_id_is_created_once_and_kept() {
