@@ -16,8 +16,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::fleet::{parse_secs, Fault, Fleet, MinerReport};
-use crate::foreman::{ForemanFault, MinerConfigEntry};
+use crate::fleet::{parse_secs, Fault, Fleet, Framing, MinerReport, Terminator};
+use crate::foreman::{ForemanFault, MinerConfigEntry, ScheduleEntry};
 
 type Shared = crate::foreman::SharedHandle;
 
@@ -42,6 +42,8 @@ pub(crate) fn router(foreman: Option<Arc<Shared>>, fleet: Option<Fleet>) -> Rout
         .route("/admin/pickaxes", get(pickaxes))
         .route("/admin/fleet", get(fleet_list))
         .route("/admin/fleet/fault", post(fleet_fault))
+        .route("/admin/fleet/miner", post(fleet_miner))
+        .route("/admin/schedule", get(get_schedule).post(post_schedule))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such admin endpoint") })
         .with_state(AdminState { foreman, fleet })
 }
@@ -164,12 +166,32 @@ pub(crate) fn report_json(r: &MinerReport) -> Value {
         "ip": r.addr.ip().to_string(),
         "port": r.addr.port(),
         "model": r.model,
+        "family": r.family,
+        "make": r.make,
+        "model_name": r.model_name,
+        "firmware": r.firmware,
+        "mac": r.mac,
+        "hashing": r.hashing,
+        "hashrate_ghs": r.hashrate_ghs,
         "fault": r.fault.name(),
+        "framing": r.framing,
         "served": r.served,
+        "commands": r.commands,
         "stats_served": stats,
     });
-    if let Fault::Slow(d) = r.fault {
-        v["delay_secs"] = json!(d.as_secs_f64());
+    match r.fault {
+        Fault::Slow(d) => v["delay_secs"] = json!(d.as_secs_f64()),
+        Fault::Split { chunk, delay_ms } => {
+            v["chunk"] = json!(chunk);
+            v["delay_secs"] = json!(f64::from(delay_ms) / 1000.0);
+        }
+        _ => {}
+    }
+    if let Some(a) = r.v3_addr {
+        v["v3_port"] = json!(a.port());
+    }
+    if r.family == crate::fleet::Family::Whatsminer {
+        v["write_api"] = json!(r.write_api);
     }
     v
 }
@@ -197,9 +219,12 @@ struct FleetFault {
     ip: IpAddr,
     port: u16,
     fault: String,
-    /// Delay for `slow`, seconds (default 3).
+    /// Delay for `slow` (default 3 s), pause between chunks for `split` (default 0.05 s).
     #[serde(default)]
     delay_secs: Option<f64>,
+    /// Chunk size for `split`, bytes (default 100).
+    #[serde(default)]
+    chunk: Option<u16>,
 }
 
 async fn fleet_fault(State(st): St, body: axum::body::Bytes) -> Response {
@@ -216,6 +241,10 @@ async fn fleet_fault(State(st): St, body: axum::body::Bytes) -> Response {
         None => None,
     };
     let fault = match Fault::from_name(&req.fault, delay) {
+        Ok(Fault::Split { .. }) => Fault::split(
+            req.chunk.unwrap_or(crate::fleet::DEFAULT_SPLIT_CHUNK),
+            delay.unwrap_or(crate::fleet::DEFAULT_SPLIT_DELAY),
+        ),
         Ok(f) => f,
         Err(e) => return err(StatusCode::BAD_REQUEST, &e),
     };
@@ -226,6 +255,87 @@ async fn fleet_fault(State(st): St, body: axum::body::Bytes) -> Response {
                 .into_response()
         }
         Err(e) => err(StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
+
+/// `POST /admin/fleet/miner`: a miner's firmware state and framing; every field optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MinerChange {
+    ip: IpAddr,
+    port: u16,
+    hashing: Option<bool>,
+    write_api: Option<bool>,
+    password: Option<String>,
+    terminator: Option<String>,
+    keep_open: Option<bool>,
+    #[serde(default)]
+    reboot: bool,
+}
+
+async fn fleet_miner(State(st): St, body: axum::body::Bytes) -> Response {
+    let Some(fleet) = &st.fleet else {
+        return no_fleet();
+    };
+    let req: MinerChange = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return err(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+    };
+    let addr = SocketAddr::new(req.ip, req.port);
+    let Some(report) = fleet.report(addr) else {
+        return err(
+            StatusCode::NOT_FOUND,
+            &format!("no simulated miner at {addr}"),
+        );
+    };
+    let terminator = match req.terminator.as_deref().map(Terminator::from_name) {
+        Some(Err(e)) => return err(StatusCode::BAD_REQUEST, &e),
+        Some(Ok(t)) => t,
+        None => report.framing.terminator,
+    };
+    let framing = Framing {
+        terminator,
+        keep_open: req.keep_open.unwrap_or(report.framing.keep_open),
+    };
+    let mut result = fleet.set_framing(addr, framing);
+    if let Some(on) = req.hashing {
+        result = result.and_then(|_| fleet.set_hashing(addr, on));
+    }
+    if let Some(w) = req.write_api {
+        result = result.and_then(|_| fleet.set_write_api(addr, w));
+    }
+    if let Some(p) = &req.password {
+        result = result.and_then(|_| fleet.set_password(addr, p));
+    }
+    if req.reboot {
+        result = result.and_then(|_| fleet.reboot(addr));
+    }
+    match result.map(|_| fleet.report(addr)) {
+        Ok(Some(r)) => Json(report_json(&r)).into_response(),
+        Ok(None) => err(StatusCode::NOT_FOUND, "miner gone"),
+        Err(e) => err(StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
+
+async fn get_schedule(State(st): St) -> Response {
+    match &st.foreman {
+        Some(f) => Json(f.schedule_state()).into_response(),
+        None => no_foreman(),
+    }
+}
+
+/// `POST /admin/schedule`: `[{"at_secs":0.0,"fault":{..}}, {"at_secs":5,"clear":true}]`, times
+/// relative to the call; replaces a schedule still running.
+async fn post_schedule(State(st): St, body: axum::body::Bytes) -> Response {
+    let Some(f) = &st.foreman else {
+        return no_foreman();
+    };
+    match serde_json::from_slice::<Vec<ScheduleEntry>>(&body) {
+        Ok(list) => match f.schedule(list.clone()) {
+            Ok(()) => Json(json!({ "ok": true, "entries": list.len() })).into_response(),
+            Err(e) => err(StatusCode::BAD_REQUEST, &e),
+        },
+        Err(e) => err(StatusCode::BAD_REQUEST, &format!("invalid schedule: {e}")),
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
-use pickaxe_sim::fleet::{parse_fault_counts, parse_mix, parse_secs};
+use pickaxe_sim::fleet::{parse_fault_counts, parse_framing, parse_mix, parse_secs};
 use pickaxe_sim::{
     serve_fleet_admin, start_fleet, start_foreman, start_site, FleetConfig, ForemanConfig,
     MinerConfigEntry,
@@ -67,7 +67,8 @@ struct FleetArgs {
     /// Put every miner on --base, on consecutive ports from --port.
     #[arg(long)]
     consecutive_ports: bool,
-    /// Models by weight, e.g. `s19pro=40,s17=30,t15=10,s9k=10,s9=5,s19-overheating=5`.
+    /// Models or families by weight, e.g. `s19pro=40,s17=30` or
+    /// `antminer=40,whatsminer=30,braiins=10,luxos=10,avalon=10`.
     #[arg(long)]
     mix: Option<String>,
     /// Seed for the model layout and boot times.
@@ -79,6 +80,22 @@ struct FleetArgs {
     /// Delay of the `slow` fault, seconds.
     #[arg(long, default_value = "3", value_parser = parse_secs)]
     slow_delay: std::time::Duration,
+    /// Hashrate-bearing replies remembered per miner [default: 1000, 64 above 2000 miners].
+    #[arg(long)]
+    history: Option<usize>,
+    /// Reply framing per family, e.g. `whatsminer=newline:keep-open,avalon=none`
+    /// (terminator nul|none|newline; default nul, closed after the reply).
+    #[arg(long)]
+    framing: Option<String>,
+    /// Start Whatsminers with the write API disabled (encrypted writes get Code 45).
+    #[arg(long)]
+    wm_write_disabled: bool,
+    /// Whatsminer admin password.
+    #[arg(long, default_value = "admin")]
+    wm_password: String,
+    /// Seconds a rebooted miner refuses connections.
+    #[arg(long, default_value_t = 0.0)]
+    reboot_secs: f64,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +137,15 @@ impl FleetArgs {
             },
             seed: self.seed,
             faults,
+            history: self.history,
+            framing: match &self.framing {
+                Some(spec) => parse_framing(spec)?,
+                None => Vec::new(),
+            },
+            whatsminer_write_api: !self.wm_write_disabled,
+            whatsminer_password: self.wm_password.clone(),
+            reboot_secs: self.reboot_secs,
+            luxos_session_secs: 60.0,
         })
     }
 }

@@ -76,7 +76,8 @@ async fn auth_is_enforced() {
     assert_eq!(
         v,
         json!({"readSocketTimeout":2,"readSocketTimeoutUnits":"SECONDS","writeSocketTimeout":2,
-               "writeSocketTimeoutUnits":"SECONDS","commandCompletionBatchSize":500,"metricsBatchSize":200})
+               "writeSocketTimeoutUnits":"SECONDS","commandCompletionBatchSize":500,"metricsBatchSize":200,
+               "compressMetrics":true})
     );
     // A client id that is not ours: 403.
     let r = c

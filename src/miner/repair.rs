@@ -37,7 +37,10 @@ pub fn parse_reply(raw: &[u8]) -> Result<Value, ParseError> {
             let fixed = repair_json(bytes);
             Ok(serde_json::from_slice(&fixed)?)
         }
-        _ => parse_text(bytes).ok_or(if first.is_ascii_alphabetic() {
+        _ => parse_text(bytes)
+            .or_else(|| parse_ccminer(bytes))
+            .or_else(|| parse_bare_word(bytes))
+            .ok_or(if first.is_ascii_alphabetic() {
             ParseError::NotJson
         } else {
             ParseError::Json(strict)
@@ -440,6 +443,52 @@ pub(crate) fn parse_text(bytes: &[u8]) -> Option<Value> {
     Some(Value::Object(top))
 }
 
+/// ccminer's text form: sections split on `|`, fields on `;` (`NAME=ccminer;VER=2.3;...|`),
+/// no status section. The section is named after its first key (`NAME` → `SUMMARY`, `POOL` →
+/// `POOLS`, `GPU` → `GPUS`).
+fn parse_ccminer(bytes: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut top = Map::new();
+    for section in text.split('|').map(str::trim).filter(|s| !s.is_empty()) {
+        let mut obj = Map::new();
+        let mut name = None;
+        for field in section.split(';') {
+            let (k, v) = field.split_once('=')?;
+            let k = k.trim();
+            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return None;
+            }
+            name.get_or_insert_with(|| match k {
+                "NAME" => "SUMMARY".to_string(),
+                other => section_name(other),
+            });
+            obj.insert(k.to_string(), Value::String(v.to_string()));
+        }
+        match top
+            .entry(name?)
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            Value::Array(items) => items.push(Value::Object(obj)),
+            _ => return None,
+        }
+    }
+    (!top.is_empty()).then_some(Value::Object(top))
+}
+
+/// A reply that is one bare word: `RESTART` (cgminer's answer to `restart`) or a firmware's
+/// terse error (`failed`, Avalon's refused `setpool`), in the status shape.
+fn parse_bare_word(bytes: &[u8]) -> Option<Value> {
+    if bytes.is_empty() || bytes.len() > 32 || !bytes.iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let word = String::from_utf8_lossy(bytes).into_owned();
+    Some(if word == "RESTART" || word == "BYE" {
+        serde_json::json!({ "STATUS": word })
+    } else {
+        serde_json::json!({ "STATUS": [{ "STATUS": "E", "Msg": word }] })
+    })
+}
+
 /// JSON section name for a text section whose first pair is `key=n`.
 fn section_name(key: &str) -> String {
     match key {
@@ -452,8 +501,11 @@ fn section_name(key: &str) -> String {
 
 fn split_pair(field: &str) -> (String, Option<String>) {
     match find_unescaped(field, '=') {
-        Some(pos) => (unescape(&field[..pos]), Some(unescape(&field[pos + 1..]))),
-        None => (unescape(field), None),
+        Some(pos) => (
+            unescape(&field[..pos]).trim().to_string(),
+            Some(unescape(&field[pos + 1..])),
+        ),
+        None => (unescape(field).trim().to_string(), None),
     }
 }
 
@@ -608,7 +660,13 @@ mod tests {
             assert!(parse_reply(unknown.as_bytes()).is_err(), "{unknown}");
         }
         assert!(matches!(parse_reply(b""), Err(ParseError::Empty)));
-        assert!(matches!(parse_reply(b"hello"), Err(ParseError::NotJson)));
+        assert!(matches!(parse_reply(b"hello world"), Err(ParseError::NotJson)));
+        // One bare word is a terse refusal (`failed`), or cgminer's `RESTART`.
+        assert_eq!(parse_reply(b"failed").unwrap()["STATUS"][0]["Msg"], "failed");
+        assert_eq!(parse_reply(b"RESTART\n").unwrap()["STATUS"], "RESTART");
+        // ccminer's `;`-separated text form.
+        let v = parse_reply(b"NAME=ccminer;VER=2.3;KHS=1.5|").unwrap();
+        assert_eq!(v["SUMMARY"][0]["KHS"], "1.5");
         assert!(parse_reply(b"{\"a\":").is_err());
     }
 

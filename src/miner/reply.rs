@@ -65,6 +65,23 @@ pub fn check_status(reply: &Value) -> Result<(), MinerError> {
     }
 }
 
+/// Whatsminer API v3: `{"code":0,"msg":{...}}` is success; any other code is the miner saying
+/// no, with its reason in `msg`.
+pub fn check_v3(reply: &Value) -> Result<(), MinerError> {
+    match reply.get("code").and_then(num) {
+        Some(c) if c == 0.0 => Ok(()),
+        code => Err(MinerError {
+            status: "E".into(),
+            code: code.map(|c| c as i64),
+            msg: match reply.get("msg") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => "reply has no code".into(),
+            },
+        }),
+    }
+}
+
 /// The array a reply carries under `name` (`SUMMARY`, `STATS`, `POOLS`, `VERSION`, `DEVS`);
 /// empty when absent or not an array.
 pub fn section<'a>(reply: &'a Value, name: &str) -> &'a [Value] {

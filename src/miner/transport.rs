@@ -8,6 +8,10 @@
 //! a reply. Everything is capped: connect time, total read time, and reply size (an error, never
 //! a silent truncation). The socket is dropped as soon as the reply is in, so one request never
 //! holds more than one socket and nothing outlives the call.
+//!
+//! Whatsminer API v3 (port 4433) frames both directions as a 4-byte little-endian length and
+//! the JSON bytes: [`exchange_prefixed`] writes that frame and reads one back, under the same
+//! bounds (a length over the size limit is refused before anything is read).
 
 use std::io;
 use std::net::SocketAddr;
@@ -48,6 +52,38 @@ pub async fn exchange(
     limits: &Limits,
     deadline: Instant,
 ) -> Result<Vec<u8>, TransportError> {
+    let (mut stream, read_until) = connect_and_send(addr, request, limits, deadline).await?;
+    let reply = read_reply(&mut stream, limits.max_reply_bytes, read_until, &[]).await;
+    // We have what we came for (or an error): close our side now rather than wait for the peer.
+    drop(stream);
+    reply
+}
+
+/// Whatsminer API v3: sends `request` behind its 4-byte little-endian length and returns the
+/// JSON of the one framed reply. A server that answers with bare JSON instead (no prefix) is
+/// read the cgminer way.
+pub async fn exchange_prefixed(
+    addr: SocketAddr,
+    request: &[u8],
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<Vec<u8>, TransportError> {
+    let len = u32::try_from(request.len()).map_err(|_| TransportError::TooLarge(u32::MAX as usize))?;
+    let mut framed = Vec::with_capacity(request.len() + 4);
+    framed.extend_from_slice(&len.to_le_bytes());
+    framed.extend_from_slice(request);
+    let (mut stream, read_until) = connect_and_send(addr, &framed, limits, deadline).await?;
+    let reply = read_prefixed(&mut stream, limits.max_reply_bytes, read_until).await;
+    drop(stream);
+    reply
+}
+
+async fn connect_and_send(
+    addr: SocketAddr,
+    request: &[u8],
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<(TcpStream, Instant), TransportError> {
     let connect_until = deadline.min(Instant::now() + limits.connect_timeout);
     let mut stream = match timeout_at(connect_until, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
@@ -60,19 +96,52 @@ pub async fn exchange(
         Ok(Err(e)) => return Err(TransportError::Io(e)),
         Err(_) => return Err(TransportError::Timeout("write")),
     }
-    let reply = read_reply(&mut stream, limits.max_reply_bytes, read_until).await;
-    // We have what we came for (or an error): close our side now rather than wait for the peer.
-    drop(stream);
-    reply
+    Ok((stream, read_until))
 }
 
-async fn read_reply(
+async fn read_prefixed(
     stream: &mut TcpStream,
     max: usize,
     read_until: Instant,
 ) -> Result<Vec<u8>, TransportError> {
+    let mut head = [0u8; 4];
+    let mut got = 0;
+    while got < head.len() {
+        match timeout_at(read_until, stream.read(&mut head[got..])).await {
+            Err(_) => return Err(TransportError::Timeout("read")),
+            Ok(Ok(0)) if got == 0 => return Err(TransportError::Empty),
+            Ok(Ok(0)) => return Err(TransportError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(Ok(n)) => got += n,
+            Ok(Err(e)) => return Err(TransportError::Io(e)),
+        }
+        // A bare JSON reply starts with `{` (or blanks): no length prefix to read.
+        if head[0] == b'{' || head[0].is_ascii_whitespace() {
+            return read_reply(stream, max, read_until, &head[..got]).await;
+        }
+    }
+    let len = u32::from_le_bytes(head) as usize;
+    if len > max {
+        return Err(TransportError::TooLarge(max));
+    }
+    let mut body = vec![0u8; len];
+    match timeout_at(read_until, stream.read_exact(&mut body)).await {
+        Err(_) => Err(TransportError::Timeout("read")),
+        Ok(Ok(_)) => Ok(body),
+        Ok(Err(e)) => Err(TransportError::Io(e)),
+    }
+}
+
+/// Reads one reply; `already` holds bytes of it read by the caller.
+async fn read_reply(
+    stream: &mut TcpStream,
+    max: usize,
+    read_until: Instant,
+    already: &[u8],
+) -> Result<Vec<u8>, TransportError> {
     let mut buf: Vec<u8> = Vec::with_capacity(INITIAL_CAPACITY.min(max.saturating_add(1)));
     let mut framer = Framer::default();
+    buf.extend_from_slice(already);
+    framer.feed(already);
     loop {
         let wait_until = if framer.complete() {
             read_until.min(Instant::now() + SETTLE)
@@ -108,6 +177,16 @@ async fn read_reply(
         return Err(TransportError::Empty);
     }
     Ok(buf)
+}
+
+/// Feeds `chunks` to a framer and says whether it saw one complete reply (for tests).
+#[cfg(test)]
+pub(crate) fn framed_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let mut f = Framer::default();
+    for c in chunks {
+        f.feed(c);
+    }
+    f.complete()
 }
 
 /// Tells, incrementally and in O(n) over the whole reply, whether the bytes so far hold one

@@ -6,10 +6,18 @@ use std::time::Duration;
 
 use rand::Rng;
 
+pub use super::malform::Malform;
+
 /// Default delay before the first byte of a `slow` miner's reply.
 pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(3);
 /// Interval between bytes of a `drip` miner's reply.
 pub const DRIP_INTERVAL: Duration = Duration::from_secs(2);
+/// Default chunk of a `split` reply, bytes.
+pub const DEFAULT_SPLIT_CHUNK: u16 = 100;
+/// Default pause between the chunks of a `split` reply.
+pub const DEFAULT_SPLIT_DELAY: Duration = Duration::from_millis(50);
+/// What a `socket-text` miner sends instead of JSON (seen when the process behind 4028 is down).
+pub const SOCKET_FAILED_TEXT: &str = "Socket connect failed: Connection refused\n";
 
 /// How a simulated miner misbehaves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -19,7 +27,7 @@ pub enum Fault {
     None,
     /// Accepts, reads the request, never replies, holds the socket until the client closes.
     Hang,
-    /// Sends the reply only after this delay.
+    /// Sends the reply only after this delay (a slow first byte).
     Slow(Duration),
     /// Sends the reply one byte every 2 s.
     Drip,
@@ -29,6 +37,12 @@ pub enum Fault {
     Refuse,
     /// Replies with random non-JSON bytes and a NUL.
     Garbage,
+    /// Replies with one of the defects real firmwares send.
+    Malformed(Malform),
+    /// Writes the reply in `chunk`-byte pieces, `delay_ms` apart.
+    Split { chunk: u16, delay_ms: u32 },
+    /// Replies with the text `Socket connect failed: Connection refused\n` and closes.
+    SocketText,
 }
 
 impl Fault {
@@ -42,6 +56,9 @@ impl Fault {
             Fault::Close => "close",
             Fault::Refuse => "refuse",
             Fault::Garbage => "garbage",
+            Fault::Malformed(m) => m.name(),
+            Fault::Split { .. } => "split",
+            Fault::SocketText => "socket-text",
         }
     }
 
@@ -55,12 +72,29 @@ impl Fault {
             "close" => Fault::Close,
             "refuse" => Fault::Refuse,
             "garbage" => Fault::Garbage,
-            other => {
-                return Err(format!(
-                "unknown fault '{other}' (expected none, hang, slow, drip, close, refuse, garbage)"
-            ))
-            }
+            "split" => Fault::Split {
+                chunk: DEFAULT_SPLIT_CHUNK,
+                delay_ms: delay.unwrap_or(DEFAULT_SPLIT_DELAY).as_millis() as u32,
+            },
+            "socket-text" | "socket_text" | "refused-text" => Fault::SocketText,
+            other => match Malform::from_name(other) {
+                Some(m) => Fault::Malformed(m),
+                None => {
+                    return Err(format!(
+                        "unknown fault '{other}' (expected none, hang, slow, drip, close, refuse, \
+                         garbage, split, socket-text, missing-comma, nan, junk, escape, newline)"
+                    ))
+                }
+            },
         })
+    }
+
+    /// `split` with its own chunk size and pause.
+    pub fn split(chunk: u16, delay: Duration) -> Fault {
+        Fault::Split {
+            chunk: chunk.max(1),
+            delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
+        }
     }
 }
 
@@ -68,6 +102,9 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::Slow(d) => write!(f, "slow:{}", d.as_secs_f64()),
+            Fault::Split { chunk, delay_ms } => {
+                write!(f, "split:{chunk}:{}", f64::from(*delay_ms) / 1000.0)
+            }
             other => f.write_str(other.name()),
         }
     }
@@ -76,8 +113,16 @@ impl fmt::Display for Fault {
 impl FromStr for Fault {
     type Err = String;
 
-    /// `hang`, `slow`, `slow:2.5` (seconds), ...
+    /// `hang`, `slow`, `slow:2.5` (seconds), `split:100:0.05` (bytes, seconds), ...
     fn from_str(s: &str) -> Result<Fault, String> {
+        if let Some(rest) = s.trim().strip_prefix("split:") {
+            let (chunk, secs) = rest.split_once(':').unwrap_or((rest, "0.05"));
+            let chunk: u16 = chunk
+                .trim()
+                .parse()
+                .map_err(|_| format!("split chunk must be 1..65535 bytes, got '{chunk}'"))?;
+            return Ok(Fault::split(chunk, parse_secs(secs)?));
+        }
         let (name, arg) = match s.split_once(':') {
             Some((n, a)) => (n, Some(a)),
             None => (s, None),
@@ -146,6 +191,19 @@ mod tests {
             Ok(Fault::Slow(Duration::from_millis(500)))
         );
         assert!("melt".parse::<Fault>().is_err());
+        assert_eq!(
+            "split:10:0.2".parse::<Fault>(),
+            Ok(Fault::Split {
+                chunk: 10,
+                delay_ms: 200
+            })
+        );
+        assert_eq!(
+            Fault::split(10, Duration::from_millis(200)).to_string(),
+            "split:10:0.2"
+        );
+        assert_eq!("nan".parse::<Fault>(), Ok(Fault::Malformed(Malform::Nan)));
+        assert_eq!("socket-text".parse::<Fault>(), Ok(Fault::SocketText));
         let v = parse_fault_counts("hang=2, refuse=1,slow=1", Duration::from_secs(7)).unwrap();
         assert_eq!(
             v,

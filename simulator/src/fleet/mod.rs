@@ -1,11 +1,17 @@
-//! A fleet of simulated stock Antminers, each a cgminer-style TCP listener on 127.0.0.0/8.
+//! A fleet of simulated miners of every family, each a cgminer-style TCP listener on
+//! 127.0.0.0/8 (plus Whatsminer API v3 on 4433 for the models that have it).
 
+mod dialect;
+mod family;
 mod fault;
 mod fixtures;
 mod listener;
+mod malform;
 mod miner;
 mod reply;
+mod synth;
 mod template;
+mod text;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -20,12 +26,23 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use fault::{parse_fault_counts, parse_secs, Fault, DEFAULT_SLOW_DELAY, DRIP_INTERVAL};
-pub use fixtures::{model_keys, models, Model, DEFAULT_MIX, REPORT_COMMANDS};
-pub use miner::{MinerReport, ServedCounts, StatsServed, STATS_HISTORY};
+pub use dialect::wm_crypto;
+pub use family::{Family, Framing, Terminator};
+pub use fault::{
+    parse_fault_counts, parse_secs, Fault, Malform, DEFAULT_SLOW_DELAY, DEFAULT_SPLIT_CHUNK,
+    DEFAULT_SPLIT_DELAY, DRIP_INTERVAL, SOCKET_FAILED_TEXT,
+};
+pub use fixtures::{family_models, model_keys, models, Model, DEFAULT_MIX, REPORT_COMMANDS};
+pub use miner::{
+    MinerReport, ServedCounts, StatsServed, LARGE_FLEET, LARGE_FLEET_HISTORY, STATS_HISTORY,
+};
 
 use crate::foreman::MinerConfigEntry;
-use miner::MinerState;
+use listener::Port;
+use miner::{MinerSetup, MinerState};
+
+/// The Whatsminer API v3 port.
+pub const V3_PORT: u16 = 4433;
 
 /// How to build a fleet.
 #[derive(Clone, Debug)]
@@ -40,12 +57,28 @@ pub struct FleetConfig {
     pub port: u16,
     /// All miners on `base`, on ports `port`, `port+1`, ...
     pub consecutive_ports: bool,
-    /// Models by weight: `[("s19pro", 40), ("s17", 30)]`; empty = [`DEFAULT_MIX`].
+    /// Models or families by weight: `[("s19pro", 40), ("whatsminer", 30)]` (a family spreads
+    /// its share evenly over its models); empty = [`DEFAULT_MIX`].
     pub mix: Vec<(String, u32)>,
     /// Seed for the model layout and the boot offsets.
     pub seed: u64,
     /// Faults applied at start to the last miners of the fleet, in this order.
     pub faults: Vec<(Fault, usize)>,
+    /// Hashrate-bearing replies remembered per miner. `None`: 1,000, or 64 when the fleet has
+    /// more than 2,000 miners (1,000 entries x 10,000 miners is about 160 MB).
+    pub history: Option<usize>,
+    /// Framing per family (default: NUL-terminated, closed after the reply).
+    pub framing: Vec<(Family, Framing)>,
+    /// Whatsminer write API enabled at start. Real miners ship it disabled (then every
+    /// encrypted write is answered Code 45 "can't access write cmd"); the simulator enables it
+    /// so commands can be tested, set `false` to test the refusal.
+    pub whatsminer_write_api: bool,
+    /// Whatsminer admin password (`admin` on a new miner).
+    pub whatsminer_password: String,
+    /// Seconds a rebooted miner refuses connections before it is back (uptime restarts then).
+    pub reboot_secs: f64,
+    /// LuxOS: a session unused this long expires (60 s on the firmware).
+    pub luxos_session_secs: f64,
 }
 
 impl Default for FleetConfig {
@@ -58,11 +91,58 @@ impl Default for FleetConfig {
             mix: Vec::new(),
             seed: 0,
             faults: Vec::new(),
+            history: None,
+            framing: Vec::new(),
+            whatsminer_write_api: true,
+            whatsminer_password: "admin".to_string(),
+            reboot_secs: 0.0,
+            luxos_session_secs: 60.0,
         }
     }
 }
 
-/// Parses `s19pro=40,s17=30` (a bare name has weight 1).
+impl FleetConfig {
+    /// The history length in force (see [`FleetConfig::history`]).
+    pub fn history_len(&self) -> usize {
+        self.history.unwrap_or(if self.count > LARGE_FLEET {
+            LARGE_FLEET_HISTORY
+        } else {
+            STATS_HISTORY
+        })
+    }
+
+    fn framing_of(&self, f: Family) -> Framing {
+        self.framing
+            .iter()
+            .rev()
+            .find(|(fam, _)| *fam == f)
+            .map(|(_, fr)| *fr)
+            .unwrap_or_default()
+    }
+}
+
+/// One `--mix` entry resolved: a model, or a family (spread over its models).
+#[derive(Clone, Debug)]
+enum MixKey {
+    Model(usize),
+    Family(Family),
+}
+
+fn resolve(name: &str) -> Option<MixKey> {
+    fixtures::model_index(name)
+        .map(MixKey::Model)
+        .or_else(|| Family::from_name(name).map(MixKey::Family))
+}
+
+fn unknown(name: &str) -> String {
+    format!(
+        "unknown model or family '{name}' (families: {}; models: {})",
+        Family::ALL.map(Family::name).join(", "),
+        model_keys().join(", ")
+    )
+}
+
+/// Parses `s19pro=40,s17=30` or `antminer=40,whatsminer=30` (a bare name has weight 1).
 pub fn parse_mix(spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
     let mut out = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -71,25 +151,62 @@ pub fn parse_mix(spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
             .trim()
             .parse()
             .map_err(|_| anyhow::anyhow!("mix '{item}': weight must be a whole number"))?;
-        if fixtures::model_index(name).is_none() {
-            bail!(
-                "mix '{item}': unknown model '{name}' (known: {})",
-                model_keys().join(", ")
-            );
+        if resolve(name).is_none() {
+            bail!("mix '{item}': {}", unknown(name.trim()));
         }
         out.push((name.trim().to_string(), w));
     }
     Ok(out)
 }
 
-/// A simulated miner's address and model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Parses `whatsminer=newline:keep-open,avalon=none` (family = terminator[:keep-open]).
+pub fn parse_framing(spec: &str) -> anyhow::Result<Vec<(Family, Framing)>> {
+    let mut out = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (fam, how) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("framing '{item}': expected FAMILY=TERMINATOR"))?;
+        let family: Family = fam.parse().map_err(anyhow::Error::msg)?;
+        let (term, rest) = how.split_once(':').unwrap_or((how, ""));
+        let keep_open = match rest.trim() {
+            "" | "close" => false,
+            "keep-open" | "keep_open" | "open" => true,
+            other => bail!("framing '{item}': expected keep-open or close, got '{other}'"),
+        };
+        let terminator = Terminator::from_name(term).map_err(anyhow::Error::msg)?;
+        out.push((
+            family,
+            Framing {
+                terminator,
+                keep_open,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// A simulated miner's address, model and what it serves.
+#[derive(Clone, Debug, PartialEq)]
 pub struct SimMinerInfo {
     pub addr: SocketAddr,
-    /// Model key (`s19pro`, `s17`, ...).
+    /// Model key (`s19pro`, `m31s`, ...).
     pub model: String,
-    /// What `version` reports as `Type`, e.g. `Antminer S19 Pro`.
+    /// What `version` reports as `Type` (`Antminer S19 Pro`), or `PROD` on Avalons, or maker
+    /// and model where the firmware has neither.
     pub type_name: String,
+    pub family: Family,
+    /// `Antminer`, `Whatsminer`, `Avalon`, `SealMiner`.
+    pub make: String,
+    /// Model as a client normalizes it (`S19 Pro`, `S19k Pro`, `M31S`, `Q`, `15-194`).
+    pub model_name: String,
+    /// Firmware identification (CompileTime on stock Antminers, version strings elsewhere).
+    pub firmware: String,
+    /// The MAC its API serves (lower case, colons); `None` where the API serves none.
+    pub mac: Option<String>,
+    /// Nominal realtime hashrate now, GH/s: 0 while paused/asleep/off; replies jitter ±3 %.
+    pub hashrate_ghs: f64,
+    /// Whatsminer API v3 address (same IP, port 4433 or a free one), for M60S.
+    pub v3_addr: Option<SocketAddr>,
 }
 
 /// A running fleet. Cloning gives another handle to the same fleet.
@@ -158,20 +275,21 @@ fn addresses(cfg: &FleetConfig) -> anyhow::Result<Vec<SocketAddrV4>> {
     Ok(out)
 }
 
-/// Model index per miner: exact shares of the weights (largest remainder), shuffled by `seed`.
+/// Model index per miner: exact shares of the weights (largest remainder), a family's share
+/// spread evenly over its models, shuffled by `seed`.
 fn layout(cfg: &FleetConfig, rng: &mut rand::rngs::StdRng) -> anyhow::Result<Vec<usize>> {
-    let mix: Vec<(usize, u32)> = if cfg.mix.is_empty() {
+    let mix: Vec<(MixKey, u32)> = if cfg.mix.is_empty() {
         DEFAULT_MIX
             .iter()
-            .filter_map(|(k, w)| fixtures::model_index(k).map(|i| (i, *w)))
+            .filter_map(|(k, w)| fixtures::model_index(k).map(|i| (MixKey::Model(i), *w)))
             .collect()
     } else {
         cfg.mix
             .iter()
             .map(|(k, w)| {
-                fixtures::model_index(k).map(|i| (i, *w)).with_context(|| {
-                    format!("unknown model '{k}' (known: {})", model_keys().join(", "))
-                })
+                resolve(k)
+                    .map(|m| (m, *w))
+                    .ok_or_else(|| anyhow::anyhow!(unknown(k)))
             })
             .collect::<anyhow::Result<_>>()?
     };
@@ -180,11 +298,11 @@ fn layout(cfg: &FleetConfig, rng: &mut rand::rngs::StdRng) -> anyhow::Result<Vec
         bail!("the model mix has no positive weight");
     }
     let n = cfg.count as u64;
-    let mut counts: Vec<(usize, u64, u64)> = mix
+    let mut counts: Vec<(&MixKey, u64, u64)> = mix
         .iter()
-        .map(|&(i, w)| {
-            let exact = n * u64::from(w);
-            (i, exact / total, exact % total)
+        .map(|(k, w)| {
+            let exact = n * u64::from(*w);
+            (k, exact / total, exact % total)
         })
         .collect();
     let assigned: u64 = counts.iter().map(|c| c.1).sum();
@@ -194,8 +312,14 @@ fn layout(cfg: &FleetConfig, rng: &mut rand::rngs::StdRng) -> anyhow::Result<Vec
         counts[k].1 += 1;
     }
     let mut out = Vec::with_capacity(cfg.count);
-    for (i, c, _) in counts {
-        out.extend(std::iter::repeat_n(i, c as usize));
+    for (k, c, _) in counts {
+        match k {
+            MixKey::Model(i) => out.extend(std::iter::repeat_n(*i, c as usize)),
+            MixKey::Family(f) => {
+                let members = family_models(*f);
+                out.extend((0..c as usize).map(|j| members[j % members.len()]));
+            }
+        }
     }
     out.shuffle(rng);
     Ok(out)
@@ -226,6 +350,9 @@ pub async fn start_fleet(cfg: FleetConfig) -> anyhow::Result<Fleet> {
     }
     let now_ms = Utc::now().timestamp_millis();
     let all = models();
+    let history = cfg.history_len();
+    // MACs: the model's vendor prefix, then a per-fleet offset plus the miner's index.
+    let mac_base: u32 = rng.random_range(0..0x00ff_0000);
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut miners = Vec::with_capacity(cfg.count);
@@ -239,14 +366,46 @@ pub async fn start_fleet(cfg: FleetConfig) -> anyhow::Result<Fleet> {
             )
         })?;
         let addr = listener.local_addr()?;
+        let model = &all[layout[i]];
         // Booted between 10 minutes and 30 days ago.
         let uptime_ms = rng.random_range(600_000..30 * 86_400_000i64);
+        let n = (mac_base + i as u32).to_be_bytes();
+        let oui = model.oui.unwrap_or([0x02, 0x00, 0x00]);
         let m = Arc::new(MinerState::new(
             addr,
-            &all[layout[i]],
-            now_ms - uptime_ms,
-            faults[i],
+            model,
+            MinerSetup {
+                boot_ms: now_ms - uptime_ms,
+                fault: faults[i],
+                mac: [oui[0], oui[1], oui[2], n[1], n[2], n[3]],
+                history,
+                framing: cfg.framing_of(model.family),
+                write_api: cfg.whatsminer_write_api,
+                password: cfg.whatsminer_password.clone(),
+                reboot_secs: cfg.reboot_secs.clamp(0.0, 3600.0),
+                session_idle: Duration::from_secs_f64(cfg.luxos_session_secs.clamp(0.0, 86_400.0)),
+            },
         ));
+        if model.serves_v3() {
+            // Same address, port 4433; a free port when miners share an address or the fleet
+            // asked for free ports.
+            let port = if cfg.consecutive_ports || cfg.port == 0 {
+                0
+            } else {
+                V3_PORT
+            };
+            let v3 = TcpListener::bind(SocketAddr::new(addr.ip(), port))
+                .await
+                .with_context(|| format!("cannot bind Whatsminer API v3 of {addr}"))?;
+            let _ = m.v3_addr.set(v3.local_addr()?);
+            tracker.spawn(listener::accept_loop(
+                m.clone(),
+                v3,
+                Port::V3,
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
         miners.push(m);
         listeners.push(listener);
     }
@@ -254,6 +413,7 @@ pub async fn start_fleet(cfg: FleetConfig) -> anyhow::Result<Fleet> {
         tracker.spawn(listener::accept_loop(
             m.clone(),
             l,
+            Port::Cgminer,
             shutdown.clone(),
             tracker.clone(),
         ));
@@ -297,8 +457,9 @@ impl Fleet {
         self.inner.miners.is_empty()
     }
 
-    /// Every miner's address and model, in fleet order.
+    /// Every miner's address, model and what it serves, in fleet order.
     pub fn miners(&self) -> Vec<SimMinerInfo> {
+        let now_s = Utc::now().timestamp();
         self.inner
             .miners
             .iter()
@@ -306,16 +467,31 @@ impl Fleet {
                 addr: m.addr,
                 model: m.model.key.to_string(),
                 type_name: m.model.type_name.clone(),
+                family: m.model.family,
+                make: m.model.make.to_string(),
+                model_name: m.model.model_name.to_string(),
+                firmware: m.model.firmware.clone(),
+                mac: m.mac_string(),
+                hashrate_ghs: if m.hashing(now_s) {
+                    m.model.base_ghs
+                } else {
+                    0.0
+                },
+                v3_addr: m.v3_addr.get().copied(),
             })
             .collect()
     }
 
-    /// The fleet as Foreman miner-config entries (`apiType` 19, no params).
+    /// The fleet as Foreman miner-config entries (no params): `apiType` 19 for the
+    /// Antminer-based firmwares and cgminer, 28 Whatsminer, 29 Avalon.
     pub fn config_entries(&self) -> Vec<MinerConfigEntry> {
         self.inner
             .miners
             .iter()
-            .map(|m| MinerConfigEntry::antminer(m.addr))
+            .map(|m| MinerConfigEntry {
+                api_type: m.model.family.api_type(),
+                ..MinerConfigEntry::antminer(m.addr)
+            })
             .collect()
     }
 
@@ -341,7 +517,44 @@ impl Fleet {
         self.get(addr).ok().map(|m| m.fault())
     }
 
-    /// What a miner served: counts per command and its last 1,000 `stats` replies.
+    /// Sets how a miner frames its replies (terminator, keep-open); next connection on.
+    pub fn set_framing(&self, addr: SocketAddr, framing: Framing) -> anyhow::Result<()> {
+        self.get(addr)?.set_framing(framing);
+        Ok(())
+    }
+
+    /// Switches hashing on or off (as BOS pause/resume, LuxOS curtail, Whatsminer power,
+    /// Avalon soft power would).
+    pub fn set_hashing(&self, addr: SocketAddr, on: bool) -> anyhow::Result<()> {
+        let m = self.get(addr)?;
+        let mut d = m.dynamic();
+        d.on = on;
+        d.pending = None;
+        Ok(())
+    }
+
+    /// Whatsminer: enables or disables the write API.
+    pub fn set_write_api(&self, addr: SocketAddr, enabled: bool) -> anyhow::Result<()> {
+        self.get(addr)?.dynamic().write_api = enabled;
+        Ok(())
+    }
+
+    /// Whatsminer: sets the admin password (tokens handed out before stop working).
+    pub fn set_password(&self, addr: SocketAddr, password: &str) -> anyhow::Result<()> {
+        let m = self.get(addr)?;
+        let mut d = m.dynamic();
+        d.password = password.to_string();
+        d.tokens.clear();
+        Ok(())
+    }
+
+    /// Reboots a miner now: uptime restarts, refused for `reboot_secs`.
+    pub fn reboot(&self, addr: SocketAddr) -> anyhow::Result<()> {
+        self.get(addr)?.reboot(Utc::now().timestamp_millis());
+        Ok(())
+    }
+
+    /// What a miner served: counts per command and its last hashrate-bearing replies.
     pub fn report(&self, addr: SocketAddr) -> Option<MinerReport> {
         self.get(addr).ok().map(|m| m.report(true))
     }
@@ -355,7 +568,8 @@ impl Fleet {
             .collect()
     }
 
-    /// The `stats` replies a miner served (time, GH/s), oldest first.
+    /// The hashrate-bearing replies a miner served (time, GH/s), oldest first: `stats` on
+    /// stock Antminers, the reply of [`Model::primary`] on the others.
     pub fn stats_served(&self, addr: SocketAddr) -> Vec<StatsServed> {
         self.report(addr)
             .map(|r| r.stats_served)

@@ -1,88 +1,94 @@
-//! cgminer request parsing and reply building for a stock Antminer.
+//! cgminer request parsing and reply building for every family: templates for reads, the
+//! family's stateful commands, joins, codes 14/23/24/45, text replies for text requests.
 
 use serde_json::Value;
 
-use super::fixtures::{Model, REPORT_COMMANDS};
-use super::template::{round_to, Live};
-
-/// Commands a cgminer/bmminer build knows. Those outside API group A (the five report
-/// commands) are answered with code 45 "Access denied" by a stock Antminer.
-const KNOWN_COMMANDS: &[&str] = &[
-    "version",
-    "config",
-    "devs",
-    "edevs",
-    "pools",
-    "summary",
-    "stats",
-    "estats",
-    "devdetails",
-    "coin",
-    "lcd",
-    "litestats",
-    "check",
-    "privileged",
-    "notify",
-    "switchpool",
-    "enablepool",
-    "disablepool",
-    "addpool",
-    "removepool",
-    "poolpriority",
-    "poolquota",
-    "save",
-    "quit",
-    "restart",
-    "failover-only",
-    "zero",
-    "debug",
-    "setconfig",
-    "usbstats",
-    "hotplug",
-    "lockstats",
-    "asc",
-    "ascenable",
-    "ascdisable",
-    "ascidentify",
-    "asccount",
-    "ascset",
-    "pga",
-    "pgaenable",
-    "pgadisable",
-    "pgaidentify",
-    "pgacount",
-    "pgaset",
-    "gpu",
-    "gpucount",
-];
+use super::dialect::{self, cgminer_status, whatsminer, Ctx, Handled};
+use super::family::{Family, KNOWN_COMMANDS};
+use super::fixtures::REPORT_COMMANDS;
+use super::text;
 
 /// A parsed request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Request {
-    /// A command string (possibly a join `a+b`), parameter ignored.
-    Command(String),
+    /// A command string (possibly a join `a+b`) and its parameter.
+    Command {
+        cmd: String,
+        param: Option<String>,
+        /// Sent as text `cmd|param` (a cgminer answers text in text).
+        text: bool,
+    },
+    /// A Whatsminer encrypted write: the base64 `data`.
+    Encrypted(String),
     /// A JSON request that cgminer rejects: (code, message).
     Bad(u32, &'static str),
 }
 
+impl Request {
+    #[cfg(test)]
+    pub(crate) fn cmd(c: &str) -> Request {
+        Request::Command {
+            cmd: c.to_string(),
+            param: None,
+            text: false,
+        }
+    }
+}
+
+/// A JSON value as a cgminer parameter (strings as is, numbers as text).
+fn param_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 /// Parses one request: JSON `{"command":..,"parameter":..}` when the first byte is `{`, else
-/// text `command|parameter`.
-pub(crate) fn parse_request(buf: &[u8]) -> Request {
+/// text `command|parameter`. `cmd_key`: `{"cmd":..}` is accepted too (Whatsminer).
+pub(crate) fn parse_request(buf: &[u8], cmd_key: bool) -> Request {
     if buf.first() == Some(&b'{') {
         let end = json_object_end(buf).unwrap_or(buf.len());
         let Ok(v) = serde_json::from_slice::<Value>(&buf[..end]) else {
             return Request::Bad(23, "Invalid JSON");
         };
-        return match v.get("command") {
-            None => Request::Bad(24, "Missing JSON 'command'"),
-            Some(Value::String(c)) => Request::Command(c.clone()),
-            Some(_) => Request::Bad(14, "Invalid command"),
+        if !v.is_object() {
+            return Request::Bad(23, "Invalid JSON");
+        }
+        if cmd_key && v.get("enc").is_some() {
+            return Request::Encrypted(v["data"].as_str().unwrap_or("").to_string());
+        }
+        let command = match (v.get("command"), v.get("cmd")) {
+            (Some(c), _) => c,
+            (None, Some(c)) if cmd_key => c,
+            _ => return Request::Bad(24, "Missing JSON 'command'"),
+        };
+        let Value::String(c) = command else {
+            return Request::Bad(14, "Invalid command");
+        };
+        // Whatsminer reads carry their parameter as `param`.
+        let param = v
+            .get("parameter")
+            .or_else(|| v.get("param"))
+            .and_then(param_text);
+        return Request::Command {
+            cmd: c.clone(),
+            param,
+            text: false,
         };
     }
     let text = String::from_utf8_lossy(buf);
     let text = text.trim_end_matches(['\0', '\r', '\n']);
-    let cmd = text.split_once('|').map_or(text, |(c, _)| c);
-    Request::Command(cmd.to_string())
+    let (cmd, param) = match text.split_once('|') {
+        Some((c, p)) => (c, Some(p.to_string())),
+        None => (text, None),
+    };
+    Request::Command {
+        cmd: cmd.to_string(),
+        param,
+        text: true,
+    }
 }
 
 /// End (exclusive) of the JSON object that starts at `buf[0]`, once it is complete.
@@ -116,155 +122,227 @@ pub(crate) fn json_object_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// A built reply (without the trailing NUL) and what it served.
-#[derive(Debug)]
+/// A built reply (without the terminator) and what it served.
+#[derive(Debug, Default)]
 pub(crate) struct Reply {
     pub text: String,
     /// Increments per command: version, summary, pools, stats, devs, other (denied or invalid
     /// commands, bad requests).
     pub served: [u32; 6],
-    /// Realtime hashrate (GH/s) in the `stats` reply, when one was served.
+    /// Every command answered successfully (for per-command counts).
+    pub commands: Vec<String>,
+    /// Realtime hashrate (GH/s) of the hashrate-bearing reply, when one was served.
     pub stats_ghs: Option<f64>,
+    /// Close without a reply.
+    pub silent: bool,
+    /// Reboot once the reply is out.
+    pub reboot: bool,
 }
 
-enum Class {
-    Report(usize),
-    Denied,
-    Invalid,
-}
-
-fn classify(cmd: &str) -> Class {
-    if let Some(i) = REPORT_COMMANDS.iter().position(|c| *c == cmd) {
-        Class::Report(i)
-    } else if KNOWN_COMMANDS.contains(&cmd) {
-        Class::Denied
-    } else {
-        Class::Invalid
-    }
-}
-
-fn status_error(out: &mut String, live: &Live, code: u32, msg: &str, description: &str) {
-    out.push_str(&format!(
-        "{{\"STATUS\":[{{\"STATUS\":\"E\",\"When\":{},\"Code\":{code},\"Msg\":{},\"Description\":{}}}],\"id\":1}}",
-        live.when,
-        json_str(msg),
-        json_str(description)
+fn status_error(ctx: &Ctx<'_>, code: u32, msg: &str, r: &mut Reply) {
+    r.text.push_str(&cgminer_status(
+        "E",
+        ctx.live.when,
+        code,
+        msg,
+        &ctx.miner.model.description,
+        "",
     ));
+    r.served[5] += 1;
 }
 
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
-}
-
-/// Builds the reply of `model` to `req` with the live values `live`.
-pub(crate) fn build_reply(model: &Model, req: &Request, live: &Live) -> Reply {
+/// Builds the miner's reply to `req`.
+pub(crate) fn build_reply(ctx: &Ctx<'_>, req: &Request) -> Reply {
     let mut r = Reply {
         text: String::with_capacity(4096),
-        served: [0; 6],
-        stats_ghs: None,
+        ..Reply::default()
     };
-    let cmd = match req {
+    let model = ctx.miner.model;
+    let (cmd, param, as_text) = match req {
         Request::Bad(code, msg) => {
-            status_error(&mut r.text, live, *code, msg, &model.description);
-            r.served[5] += 1;
+            status_error(ctx, *code, msg, &mut r);
             return r;
         }
-        Request::Command(c) => c.as_str(),
+        Request::Encrypted(data) => {
+            let out = whatsminer::encrypted(ctx, data);
+            r.reboot = out.reboot;
+            match out.handled {
+                Handled::Reply(s) => r.text = s,
+                Handled::Silent => r.silent = true,
+            }
+            r.commands.push("enc".to_string());
+            return r;
+        }
+        Request::Command { cmd, param, text } => (cmd.as_str(), param.as_deref(), *text),
     };
     if cmd.contains('+') {
-        if !model.joins {
-            status_error(&mut r.text, live, 14, "Invalid command", &model.description);
-            r.served[5] += 1;
-            return r;
-        }
-        let mut seen: Vec<&str> = Vec::new();
-        for part in cmd.split('+').filter(|p| !p.is_empty()) {
-            if !seen.contains(&part) {
-                seen.push(part);
-            }
-        }
-        if seen.is_empty() {
-            status_error(&mut r.text, live, 14, "Invalid command", &model.description);
-            r.served[5] += 1;
-            return r;
-        }
-        r.text.push('{');
-        for (n, part) in seen.iter().enumerate() {
-            if n > 0 {
-                r.text.push(',');
-            }
-            r.text.push_str(&json_str(part));
-            r.text.push_str(":[");
-            single(model, part, live, &mut r);
-            r.text.push(']');
-        }
-        r.text.push_str(",\"id\":1}");
-        return r;
+        join(ctx, cmd, &mut r);
+    } else {
+        single(ctx, cmd, param, false, &mut r);
     }
-    single(model, cmd, live, &mut r);
+    if as_text && model.family.text_replies() && !r.silent {
+        if let Some(t) = text::to_text(&r.text) {
+            r.text = t;
+        }
+    }
     r
 }
 
-fn single(model: &Model, cmd: &str, live: &Live, r: &mut Reply) {
-    match classify(cmd) {
-        Class::Report(i) => {
-            model.templates[i].render(live, &mut r.text);
-            r.served[i] += 1;
-            if i == 3 {
-                r.stats_ghs = Some(round_to(live.ghs, model.ghs_decimals));
-            }
-        }
-        Class::Denied => {
-            let msg = format!("Access denied to '{cmd}' command");
-            status_error(&mut r.text, live, 45, &msg, &model.description);
-            r.served[5] += 1;
-        }
-        Class::Invalid => {
-            status_error(&mut r.text, live, 14, "Invalid command", &model.description);
-            r.served[5] += 1;
+fn join(ctx: &Ctx<'_>, cmd: &str, r: &mut Reply) {
+    if !ctx.miner.model.joins {
+        status_error(ctx, 14, "Invalid command", r);
+        return;
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for part in cmd.split('+').filter(|p| !p.is_empty()) {
+        if !seen.contains(&part) {
+            seen.push(part);
         }
     }
+    if seen.is_empty() {
+        status_error(ctx, 14, "Invalid command", r);
+        return;
+    }
+    r.text.push('{');
+    for (n, part) in seen.iter().enumerate() {
+        if n > 0 {
+            r.text.push(',');
+        }
+        r.text
+            .push_str(&serde_json::to_string(part).unwrap_or_default());
+        r.text.push_str(":[");
+        single(ctx, part, None, true, r);
+        r.text.push(']');
+    }
+    r.text.push_str(",\"id\":1}");
+}
+
+fn single(ctx: &Ctx<'_>, cmd: &str, param: Option<&str>, in_join: bool, r: &mut Reply) {
+    let model = ctx.miner.model;
+    if let Some(out) = dialect::handle(ctx, cmd, param, in_join) {
+        r.reboot |= out.reboot;
+        match out.handled {
+            Handled::Reply(s) => r.text.push_str(&s),
+            Handled::Silent => r.silent = true,
+        }
+        r.commands.push(cmd.to_string());
+        return;
+    }
+    let stateful = dialect::is_stateful(model.family, cmd);
+    // Whatsminer-shaped replies (`STATUS` a bare string) cannot be joined.
+    let wm_shaped = model.family == Family::Whatsminer
+        && !cmd.contains(':')
+        && model.reply(&format!("wm:{cmd}")).is_some();
+    let template = if wm_shaped {
+        model.reply(&format!("wm:{cmd}"))
+    } else if cmd.contains(':') {
+        None
+    } else {
+        model.reply(cmd)
+    };
+    match template {
+        Some(t) if !(in_join && wm_shaped) => {
+            t.render(ctx.live, &mut r.text);
+            if let Some(i) = REPORT_COMMANDS.iter().position(|c| *c == cmd) {
+                r.served[i] += 1;
+            }
+            if cmd == model.primary.0 {
+                r.stats_ghs = Some(model.served_ghs(ctx.live.factor));
+            }
+            r.commands.push(cmd.to_string());
+        }
+        Some(_) => denied(ctx, cmd, r),
+        None if stateful => denied(ctx, cmd, r),
+        None if model.family.denies_known() && KNOWN_COMMANDS.contains(&cmd) => denied(ctx, cmd, r),
+        None => status_error(ctx, 14, "Invalid command", r),
+    }
+}
+
+fn denied(ctx: &Ctx<'_>, cmd: &str, r: &mut Reply) {
+    let msg = format!("Access denied to '{cmd}' command");
+    status_error(ctx, 45, &msg, r);
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::super::family::Framing;
+    use super::super::fault::Fault;
     use super::super::fixtures::{model_index, models};
+    use super::super::miner::{MinerSetup, MinerState};
+    use super::super::template::Live;
     use super::*;
 
-    fn live(m: &Model) -> Live {
-        Live {
-            when: 1_800_000_000,
-            elapsed: 100,
-            ghs: m.base_ghs,
-        }
+    fn miner(key: &str) -> MinerState {
+        MinerState::new(
+            "127.0.0.1:4028".parse().unwrap(),
+            &models()[model_index(key).unwrap()],
+            MinerSetup {
+                boot_ms: 0,
+                fault: Fault::None,
+                mac: [2, 0, 0, 0, 0, 1],
+                history: 10,
+                framing: Framing::default(),
+                write_api: true,
+                password: "admin".into(),
+                reboot_secs: 0.0,
+                session_idle: std::time::Duration::from_secs(60),
+            },
+        )
+    }
+
+    fn reply(m: &MinerState, req: &Request) -> Reply {
+        let live = Live::fixed(1_800_000_000, 100);
+        let ctx = Ctx {
+            miner: m,
+            live: &live,
+            now_ms: 1_800_000_000_000,
+        };
+        build_reply(&ctx, req)
     }
 
     #[test]
     fn parses_json_and_text_requests() {
+        let c = |s: &str, p: Option<&str>, text| Request::Command {
+            cmd: s.into(),
+            param: p.map(str::to_string),
+            text,
+        };
         assert_eq!(
-            parse_request(br#"{"command":"stats","parameter":"0"}"#),
-            Request::Command("stats".into())
+            parse_request(br#"{"command":"stats","parameter":"0"}"#, false),
+            c("stats", Some("0"), false)
         );
         assert_eq!(
-            parse_request(b"{\"command\":\"summary+pools\"}\n"),
-            Request::Command("summary+pools".into())
+            parse_request(b"{\"command\":\"summary+pools\"}\n", false),
+            c("summary+pools", None, false)
         );
         assert_eq!(
-            parse_request(b"pools|0\n"),
-            Request::Command("pools".into())
+            parse_request(b"ascset|0,led,1-1\n", false),
+            c("ascset", Some("0,led,1-1"), true)
         );
+        assert_eq!(parse_request(b"version", false), c("version", None, true));
         assert_eq!(
-            parse_request(b"version"),
-            Request::Command("version".into())
-        );
-        assert_eq!(
-            parse_request(b"{\"x\":1}"),
+            parse_request(b"{\"x\":1}", false),
             Request::Bad(24, "Missing JSON 'command'")
         );
-        assert_eq!(parse_request(b"{nope"), Request::Bad(23, "Invalid JSON"));
         assert_eq!(
-            parse_request(b"{\"command\":5}"),
+            parse_request(br#"{"cmd":"summary"}"#, false),
+            Request::Bad(24, "Missing JSON 'command'")
+        );
+        assert_eq!(
+            parse_request(br#"{"cmd":"summary"}"#, true),
+            c("summary", None, false)
+        );
+        assert_eq!(
+            parse_request(br#"{"enc":1,"data":"QUJD"}"#, true),
+            Request::Encrypted("QUJD".into())
+        );
+        assert_eq!(
+            parse_request(b"{nope", false),
+            Request::Bad(23, "Invalid JSON")
+        );
+        assert_eq!(
+            parse_request(b"{\"command\":5}", false),
             Request::Bad(14, "Invalid command")
         );
         assert_eq!(json_object_end(br#"{"a":"}"}xx"#), Some(9));
@@ -273,12 +351,8 @@ mod tests {
 
     #[test]
     fn join_envelope_on_old_builds_and_rejected_on_s19() {
-        let s17 = &models()[model_index("s17").unwrap()];
-        let r = build_reply(
-            s17,
-            &Request::Command("summary+stats+devdetails+bogus".into()),
-            &live(s17),
-        );
+        let s17 = miner("s17");
+        let r = reply(&s17, &Request::cmd("summary+stats+devdetails+bogus"));
         let v: Value = serde_json::from_str(&r.text).unwrap();
         assert_eq!(v["id"], 1);
         assert_eq!(v["summary"][0]["STATUS"][0]["Code"], 11);
@@ -288,12 +362,8 @@ mod tests {
         assert_eq!(r.served, [0, 1, 0, 1, 0, 2]);
         assert!(r.stats_ghs.is_some());
 
-        let s19 = &models()[model_index("s19pro").unwrap()];
-        let r = build_reply(
-            s19,
-            &Request::Command("summary+stats+pools".into()),
-            &live(s19),
-        );
+        let s19 = miner("s19pro");
+        let r = reply(&s19, &Request::cmd("summary+stats+pools"));
         assert_eq!(
             r.text,
             r#"{"STATUS":[{"STATUS":"E","When":1800000000,"Code":14,"Msg":"Invalid command","Description":"cgminer 1.0.0"}],"id":1}"#
@@ -303,17 +373,48 @@ mod tests {
 
     #[test]
     fn denied_and_invalid() {
-        let s19 = &models()[model_index("s19pro").unwrap()];
-        let r = build_reply(s19, &Request::Command("devdetails".into()), &live(s19));
-        let v: Value = serde_json::from_str(&r.text).unwrap();
+        let s19 = miner("s19pro");
+        let v: Value =
+            serde_json::from_str(&reply(&s19, &Request::cmd("devdetails")).text).unwrap();
         assert_eq!(v["STATUS"][0]["Code"], 45);
         assert_eq!(
             v["STATUS"][0]["Msg"],
             "Access denied to 'devdetails' command"
         );
         assert_eq!(v["STATUS"][0]["STATUS"], "E");
-        let r = build_reply(s19, &Request::Command("frobnicate".into()), &live(s19));
-        let v: Value = serde_json::from_str(&r.text).unwrap();
+        let v: Value =
+            serde_json::from_str(&reply(&s19, &Request::cmd("frobnicate")).text).unwrap();
         assert_eq!(v["STATUS"][0]["Code"], 14);
+    }
+
+    #[test]
+    fn whatsminer_shapes_cannot_be_joined() {
+        let m = miner("m31s");
+        let v: Value = serde_json::from_str(&reply(&m, &Request::cmd("get_version")).text).unwrap();
+        assert_eq!(v["STATUS"], "S");
+        assert_eq!(v["Msg"]["fw_ver"], "20201202.22.REL");
+        let v: Value =
+            serde_json::from_str(&reply(&m, &Request::cmd("summary+get_version")).text).unwrap();
+        assert_eq!(v["summary"][0]["STATUS"][0]["Code"], 11);
+        assert_eq!(v["get_version"][0]["STATUS"][0]["Code"], 45);
+    }
+
+    #[test]
+    fn text_requests_get_text_on_avalon() {
+        let m = miner("avalon1566");
+        let r = reply(
+            &m,
+            &Request::Command {
+                cmd: "version".into(),
+                param: None,
+                text: true,
+            },
+        );
+        assert!(
+            r.text.starts_with("STATUS=S,When=1800000000,Code=22,Msg=CGMiner versions,Description=cgminer 4.11.1|VERSION,CGMiner=4.11.1,"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.ends_with('|'));
     }
 }

@@ -44,26 +44,45 @@ fn message(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({ "message": msg }))).into_response()
 }
 
-/// Injected faults, applied before anything else: 503 outage, 429 rate limit, slow responses.
+/// Injected faults, applied before anything else: 503 outage, 5xx burst, 429 rate limit,
+/// slow responses.
 async fn faults(State(st): St, req: Request, next: Next) -> Response {
     if st.outage() == Some(OutageMode::Unavailable) {
-        st.rec().summary.requests.faulted += 1;
+        let mut rec = st.rec();
+        rec.summary.requests.faulted += 1;
+        rec.summary.faults.outage_503 += 1;
         return message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
     }
-    let (limited, retry_after, slow) = {
+    let (server_error, limited, retry_after, slow) = {
         let mut f = st.fault_counters();
-        if f.rate_limit_left > 0 {
+        if f.server_error_left > 0 {
+            f.server_error_left -= 1;
+            (Some(f.server_error_status), false, None, None)
+        } else if f.rate_limit_left > 0 {
             f.rate_limit_left -= 1;
-            (true, f.retry_after, None)
+            (None, true, f.retry_after, None)
         } else if f.slow_left > 0 {
             f.slow_left -= 1;
-            (false, None, Some(f.slow_secs))
+            (None, false, None, Some(f.slow_secs))
         } else {
-            (false, None, None)
+            (None, false, None, None)
         }
     };
+    if let Some(code) = server_error {
+        {
+            let mut rec = st.rec();
+            rec.summary.requests.faulted += 1;
+            rec.summary.faults.server_error += 1;
+        }
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return message(status, "A server error occurred.");
+    }
     if limited {
-        st.rec().summary.requests.faulted += 1;
+        {
+            let mut rec = st.rec();
+            rec.summary.requests.faulted += 1;
+            rec.summary.faults.rate_limited += 1;
+        }
         let mut r = message(StatusCode::TOO_MANY_REQUESTS, "Request was throttled.");
         if let Some(s) = retry_after {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
@@ -73,6 +92,7 @@ async fn faults(State(st): St, req: Request, next: Next) -> Response {
         return r;
     }
     if let Some(secs) = slow {
+        st.rec().summary.faults.slow += 1;
         tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     }
     next.run(req).await
@@ -81,7 +101,14 @@ async fn faults(State(st): St, req: Request, next: Next) -> Response {
 /// `Authorization: Token <key>` exactly, and (where the path has one) our client id.
 /// Returns the 401/403 answer when the request is not allowed.
 fn deny(st: &Shared, headers: &HeaderMap, client_id: Option<&str>) -> Option<Response> {
-    let expected = format!("Token {}", st.api_key);
+    if st.fault_counters().key_revoked && headers.contains_key(header::AUTHORIZATION) {
+        let mut rec = st.rec();
+        rec.summary.requests.rejected_auth += 1;
+        rec.summary.requests.faulted += 1;
+        rec.summary.faults.revoked += 1;
+        return Some(message(StatusCode::UNAUTHORIZED, "Invalid token."));
+    }
+    let expected = format!("Token {}", st.api_key());
     let denied = match headers.get(header::AUTHORIZATION) {
         None => Some(message(
             StatusCode::UNAUTHORIZED,
@@ -152,13 +179,47 @@ async fn put_metrics(
     Path((client_id, _pickaxe_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    // A size limit acts before anything else, like a proxy's; measured as sent.
+    let limit = st.fault_counters().max_body;
+    if let Some(max) = limit.filter(|m| body.len() as u64 > *m) {
+        {
+            let mut rec = st.rec();
+            rec.summary.requests.faulted += 1;
+            rec.summary.faults.max_body += 1;
+        }
+        let msg = format!("Request body of {} bytes exceeds {max} bytes.", body.len());
+        return message(StatusCode::PAYLOAD_TOO_LARGE, &msg);
+    }
     if let Some(r) = deny(&st, &headers, Some(&client_id)) {
         return r;
     }
-    st.rec().summary.requests.metrics += 1;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
+    {
+        let mut rec = st.rec();
+        rec.summary.requests.metrics += 1;
+        if encoding
+            .is_some_and(|e| matches!(e.trim().to_ascii_lowercase().as_str(), "gzip" | "x-gzip"))
+        {
+            rec.summary.metrics_gzip += 1;
+        }
+    }
+    let reject = {
+        let mut f = st.fault_counters();
+        (f.reject_left > 0).then(|| {
+            f.reject_left -= 1;
+            f.reject_message.clone()
+        })
+    };
+    if let Some(msg) = reject {
+        {
+            let mut rec = st.rec();
+            rec.summary.requests.faulted += 1;
+            rec.summary.faults.reject += 1;
+        }
+        return message(StatusCode::BAD_REQUEST, &msg);
+    }
     let parsed = metrics::decode(encoding, &body).and_then(|b| metrics::validate(&b));
     let samples = match parsed {
         Ok(s) => s,
@@ -173,14 +234,30 @@ async fn put_metrics(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let accepted = samples.len();
-    let mut rec = st.rec();
-    if let Some(k) = &key {
-        if let Some(n) = rec.seen_key(k) {
-            return (StatusCode::CREATED, Json(json!({ "accepted": n }))).into_response();
+    let answer = {
+        let mut rec = st.rec();
+        match key.as_deref().and_then(|k| rec.seen_key(k)) {
+            Some(n) => n,
+            None => {
+                rec.record_batch(key.as_deref(), samples, accepted);
+                accepted
+            }
         }
+    };
+    // `slow` with `commit_first`: the batch is in, the answer comes late (a client may time
+    // out and retry under the same key).
+    let late = {
+        let mut f = st.fault_counters();
+        (f.slow_commit_left > 0).then(|| {
+            f.slow_commit_left -= 1;
+            f.slow_commit_secs
+        })
+    };
+    if let Some(secs) = late {
+        st.rec().summary.faults.slow_commit += 1;
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     }
-    rec.record_batch(key.as_deref(), samples, accepted);
-    (StatusCode::CREATED, Json(json!({ "accepted": accepted }))).into_response()
+    (StatusCode::CREATED, Json(json!({ "accepted": answer }))).into_response()
 }
 
 async fn app_config(State(st): St, headers: HeaderMap) -> Response {
@@ -194,7 +271,8 @@ async fn app_config(State(st): St, headers: HeaderMap) -> Response {
         "writeSocketTimeout": 2,
         "writeSocketTimeoutUnits": "SECONDS",
         "commandCompletionBatchSize": 500,
-        "metricsBatchSize": 200
+        "metricsBatchSize": 200,
+        "compressMetrics": true
     }))
     .into_response()
 }

@@ -19,8 +19,8 @@ use tokio_util::task::TaskTracker;
 
 pub use metrics::parse_timestamp;
 pub use state::{
-    ActiveFaults, ForemanFault, MinerConfigEntry, MinerSamples, OutageMode, Param, PickaxeSeen,
-    RequestCounts, Sample, Summary,
+    ActiveFaults, FaultCounts, ForemanFault, MinerConfigEntry, MinerSamples, OutageMode, Param,
+    PickaxeSeen, RequestCounts, Sample, ScheduleEntry, ScheduleState, Summary,
 };
 
 use crate::fleet::Fleet;
@@ -208,9 +208,9 @@ impl Foreman {
         &self.inner.ca_pem
     }
 
-    /// The API key clients must send.
-    pub fn api_key(&self) -> &str {
-        &self.inner.shared.api_key
+    /// The API key clients must send (changed by a `set_key` fault).
+    pub fn api_key(&self) -> String {
+        self.inner.shared.api_key()
     }
 
     /// Our client id.
@@ -246,6 +246,17 @@ impl Foreman {
     /// Clears every fault and ends an outage at once.
     pub fn clear_faults(&self) {
         self.inner.shared.clear_faults();
+    }
+
+    /// Runs a fault schedule: each entry at `at_secs` after this call injects its fault or
+    /// clears all faults. Replaces a schedule still running.
+    pub fn schedule(&self, entries: Vec<ScheduleEntry>) -> Result<(), String> {
+        self.inner.shared.schedule(entries)
+    }
+
+    /// The schedule in force and how far it got.
+    pub fn schedule_state(&self) -> ScheduleState {
+        self.inner.shared.schedule_state()
     }
 
     /// Faults in force.

@@ -55,23 +55,181 @@ pub enum OutageMode {
 }
 
 /// A fault injected into the fake Foreman (the body of `POST /admin/faults`).
+///
+/// JSON: `{"kind":"outage","mode":"refuse"|"503","seconds":20}`, `{"kind":"rate_limit",
+/// "count":3,"retry_after":2}`, `{"kind":"slow","count":2,"seconds":3}` (add
+/// `"commit_first":true` for [`ForemanFault::SlowCommit`]), `{"kind":"server_error","count":3,
+/// "status":500}`, `{"kind":"reject","count":1,"message":".."}`, `{"kind":"max_body",
+/// "bytes":65536}`, `{"kind":"revoke_key"}`, `{"kind":"set_key","key":".."}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(from = "FaultRepr", into = "FaultRepr")]
 pub enum ForemanFault {
     /// An outage for `seconds` (or until cleared when absent).
     Outage {
         mode: OutageMode,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         seconds: Option<f64>,
     },
     /// The next `count` requests get 429, with `Retry-After: retry_after` when set.
     RateLimit {
         count: u32,
+        retry_after: Option<u64>,
+    },
+    /// The next `count` responses are delayed by `seconds` (before anything is done).
+    Slow { count: u32, seconds: f64 },
+    /// The next `count` metrics PUTs are recorded first, then answered `seconds` late: a
+    /// client that times out and retries with the same `Idempotency-Key` must be de-duplicated.
+    SlowCommit { count: u32, seconds: f64 },
+    /// The next `count` requests get `status` (a 5xx) with `{"message":..}`.
+    ServerError { count: u32, status: u16 },
+    /// The next `count` metrics PUTs get 400 `{"message":message}` and are not recorded.
+    Reject { count: u32, message: String },
+    /// Metrics bodies larger than `bytes` (as sent on the wire, i.e. compressed when gzip'd)
+    /// get 413, until cleared.
+    MaxBody { bytes: u64 },
+    /// Every authenticated request gets 401 until the faults are cleared or a key is set.
+    RevokeKey,
+    /// Clients must now send this key (ends a revocation).
+    SetKey { key: String },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn default_status() -> u16 {
+    500
+}
+
+fn default_reject() -> String {
+    "Invalid metrics batch.".to_string()
+}
+
+/// The JSON shape of [`ForemanFault`] (`slow` with `commit_first` covers both slow variants).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum FaultRepr {
+    Outage {
+        mode: OutageMode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<f64>,
+    },
+    RateLimit {
+        count: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after: Option<u64>,
     },
-    /// The next `count` responses are delayed by `seconds`.
-    Slow { count: u32, seconds: f64 },
+    Slow {
+        count: u32,
+        seconds: f64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        commit_first: bool,
+    },
+    ServerError {
+        count: u32,
+        #[serde(default = "default_status")]
+        status: u16,
+    },
+    Reject {
+        count: u32,
+        #[serde(default = "default_reject")]
+        message: String,
+    },
+    MaxBody {
+        bytes: u64,
+    },
+    RevokeKey,
+    SetKey {
+        key: String,
+    },
+}
+
+impl From<FaultRepr> for ForemanFault {
+    fn from(r: FaultRepr) -> Self {
+        match r {
+            FaultRepr::Outage { mode, seconds } => ForemanFault::Outage { mode, seconds },
+            FaultRepr::RateLimit { count, retry_after } => {
+                ForemanFault::RateLimit { count, retry_after }
+            }
+            FaultRepr::Slow {
+                count,
+                seconds,
+                commit_first: false,
+            } => ForemanFault::Slow { count, seconds },
+            FaultRepr::Slow { count, seconds, .. } => ForemanFault::SlowCommit { count, seconds },
+            FaultRepr::ServerError { count, status } => ForemanFault::ServerError { count, status },
+            FaultRepr::Reject { count, message } => ForemanFault::Reject { count, message },
+            FaultRepr::MaxBody { bytes } => ForemanFault::MaxBody { bytes },
+            FaultRepr::RevokeKey => ForemanFault::RevokeKey,
+            FaultRepr::SetKey { key } => ForemanFault::SetKey { key },
+        }
+    }
+}
+
+impl From<ForemanFault> for FaultRepr {
+    fn from(f: ForemanFault) -> Self {
+        match f {
+            ForemanFault::Outage { mode, seconds } => FaultRepr::Outage { mode, seconds },
+            ForemanFault::RateLimit { count, retry_after } => {
+                FaultRepr::RateLimit { count, retry_after }
+            }
+            ForemanFault::Slow { count, seconds } => FaultRepr::Slow {
+                count,
+                seconds,
+                commit_first: false,
+            },
+            ForemanFault::SlowCommit { count, seconds } => FaultRepr::Slow {
+                count,
+                seconds,
+                commit_first: true,
+            },
+            ForemanFault::ServerError { count, status } => FaultRepr::ServerError { count, status },
+            ForemanFault::Reject { count, message } => FaultRepr::Reject { count, message },
+            ForemanFault::MaxBody { bytes } => FaultRepr::MaxBody { bytes },
+            ForemanFault::RevokeKey => FaultRepr::RevokeKey,
+            ForemanFault::SetKey { key } => FaultRepr::SetKey { key },
+        }
+    }
+}
+
+/// One step of a fault schedule (`POST /admin/schedule`): at `at_secs` after the call, inject
+/// `fault`, or clear every fault (`"clear":true`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEntry {
+    pub at_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<ForemanFault>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub clear: bool,
+}
+
+/// The schedule in force (`GET /admin/schedule`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleState {
+    /// Steps of the current schedule.
+    pub entries: Vec<ScheduleEntry>,
+    /// How many of them were applied so far.
+    pub applied: usize,
+}
+
+/// Answers given by injected faults, per kind (inside [`Summary`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultCounts {
+    /// 503 answers of an outage in `503` mode (refused connections cannot be counted).
+    pub outage_503: u64,
+    pub rate_limited: u64,
+    /// Requests delayed by `slow`.
+    pub slow: u64,
+    /// Metrics PUTs recorded, then answered late (`slow` with `commit_first`).
+    pub slow_commit: u64,
+    pub server_error: u64,
+    /// 400 answers of `reject`.
+    pub reject: u64,
+    /// 413 answers of `max_body`.
+    pub max_body: u64,
+    /// 401 answers while the key is revoked.
+    pub revoked: u64,
 }
 
 /// Request counters inside [`Summary`].
@@ -85,7 +243,8 @@ pub struct RequestCounts {
     pub ping: u64,
     /// 401 and 403 answers.
     pub rejected_auth: u64,
-    /// Requests answered by an injected fault (503 outage, 429).
+    /// Requests answered by an injected fault (503 outage, 429, 5xx, 400 reject, 413, 401
+    /// revoked key); [`Summary::faults`] has them per kind.
     pub faulted: u64,
     /// Metrics PUTs rejected with 400.
     #[serde(default)]
@@ -109,6 +268,12 @@ pub struct Summary {
     /// `started` announcements.
     pub started: u64,
     pub requests: RequestCounts,
+    /// Answers of injected faults, per kind.
+    #[serde(default)]
+    pub faults: FaultCounts,
+    /// Metrics bodies that arrived with `Content-Encoding: gzip` (past auth).
+    #[serde(default)]
+    pub metrics_gzip: u64,
 }
 
 /// One received sample of one miner.
@@ -248,12 +413,20 @@ impl Records {
     }
 }
 
-#[derive(Default, Clone, Copy, Debug)]
+#[derive(Default, Clone, Debug)]
 pub(crate) struct FaultCounters {
     pub rate_limit_left: u32,
     pub retry_after: Option<u64>,
     pub slow_left: u32,
     pub slow_secs: f64,
+    pub slow_commit_left: u32,
+    pub slow_commit_secs: f64,
+    pub server_error_left: u32,
+    pub server_error_status: u16,
+    pub reject_left: u32,
+    pub reject_message: String,
+    pub max_body: Option<u64>,
+    pub key_revoked: bool,
 }
 
 /// Current injected faults, as shown by `GET /admin/faults`.
@@ -264,16 +437,33 @@ pub struct ActiveFaults {
     pub retry_after: Option<u64>,
     pub slow_left: u32,
     pub slow_seconds: f64,
+    #[serde(default)]
+    pub slow_commit_left: u32,
+    #[serde(default)]
+    pub slow_commit_seconds: f64,
+    #[serde(default)]
+    pub server_error_left: u32,
+    #[serde(default)]
+    pub server_error_status: u16,
+    #[serde(default)]
+    pub reject_left: u32,
+    #[serde(default)]
+    pub max_body: Option<u64>,
+    #[serde(default)]
+    pub key_revoked: bool,
 }
 
 pub(crate) struct Shared {
-    pub api_key: String,
+    /// The key clients must send (`set_key` changes it).
+    api_key: RwLock<String>,
     pub client_id: String,
     pub miners: RwLock<Vec<MinerConfigEntry>>,
     pub rec: Mutex<Records>,
     pub faults: Mutex<FaultCounters>,
     pub outage_tx: watch::Sender<Option<OutageMode>>,
     outage_gen: Arc<AtomicU64>,
+    /// The running schedule (its cancel token) and its progress.
+    schedule: Mutex<(CancellationToken, Arc<Mutex<ScheduleState>>)>,
     pub shutdown: CancellationToken,
     /// Runtime the server runs on (outage timers are spawned there).
     runtime: tokio::runtime::Handle,
@@ -287,16 +477,25 @@ impl Shared {
         shutdown: CancellationToken,
     ) -> Self {
         Shared {
-            api_key,
+            api_key: RwLock::new(api_key),
             client_id,
             miners: RwLock::new(miners),
             rec: Mutex::new(Records::default()),
             faults: Mutex::new(FaultCounters::default()),
             outage_tx: watch::channel(None).0,
             outage_gen: Arc::new(AtomicU64::new(0)),
+            schedule: Mutex::new((shutdown.child_token(), Arc::default())),
             shutdown,
             runtime: tokio::runtime::Handle::current(),
         }
+    }
+
+    /// The key clients must send now.
+    pub fn api_key(&self) -> String {
+        self.api_key
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn rec(&self) -> std::sync::MutexGuard<'_, Records> {
@@ -342,30 +541,113 @@ impl Shared {
             ForemanFault::Slow { count, seconds } => {
                 let mut f = self.fault_counters();
                 f.slow_left = count;
-                f.slow_secs = if seconds.is_finite() {
-                    seconds.max(0.0)
+                f.slow_secs = secs(seconds);
+            }
+            ForemanFault::SlowCommit { count, seconds } => {
+                let mut f = self.fault_counters();
+                f.slow_commit_left = count;
+                f.slow_commit_secs = secs(seconds);
+            }
+            ForemanFault::ServerError { count, status } => {
+                let mut f = self.fault_counters();
+                f.server_error_left = count;
+                f.server_error_status = if (500..=599).contains(&status) {
+                    status
                 } else {
-                    0.0
+                    500
                 };
+            }
+            ForemanFault::Reject { count, ref message } => {
+                let mut f = self.fault_counters();
+                f.reject_left = count;
+                f.reject_message = message.clone();
+            }
+            ForemanFault::MaxBody { bytes } => self.fault_counters().max_body = Some(bytes),
+            ForemanFault::RevokeKey => self.fault_counters().key_revoked = true,
+            ForemanFault::SetKey { ref key } => {
+                *self.api_key.write().unwrap_or_else(|e| e.into_inner()) = key.clone();
+                self.fault_counters().key_revoked = false;
             }
         }
     }
 
+    /// Runs `entries` on the server's runtime, replacing a schedule still running.
+    pub fn schedule(self: &Arc<Self>, mut entries: Vec<ScheduleEntry>) -> Result<(), String> {
+        for (i, e) in entries.iter().enumerate() {
+            if !e.at_secs.is_finite() || e.at_secs < 0.0 || e.at_secs > 86_400.0 {
+                return Err(format!("entry {i}: at_secs must be 0..86400"));
+            }
+            if e.fault.is_some() == e.clear {
+                return Err(format!("entry {i}: give either a fault or \"clear\":true"));
+            }
+        }
+        entries.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
+        let token = self.shutdown.child_token();
+        let progress = Arc::new(Mutex::new(ScheduleState {
+            entries: entries.clone(),
+            applied: 0,
+        }));
+        {
+            let mut cur = self.schedule.lock().unwrap_or_else(|e| e.into_inner());
+            cur.0.cancel();
+            *cur = (token.clone(), progress.clone());
+        }
+        let me = self.clone();
+        let start = tokio::time::Instant::now();
+        self.runtime.spawn(async move {
+            for e in entries {
+                let at = start + Duration::from_secs_f64(e.at_secs);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = token.cancelled() => return,
+                }
+                match &e.fault {
+                    Some(f) => me.inject(f),
+                    None => me.clear_faults(),
+                }
+                progress.lock().unwrap_or_else(|e| e.into_inner()).applied += 1;
+            }
+        });
+        Ok(())
+    }
+
+    pub fn schedule_state(&self) -> ScheduleState {
+        let cur = self.schedule.lock().unwrap_or_else(|e| e.into_inner());
+        let s = cur.1.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        s
+    }
+
     pub fn clear_faults(&self) {
         tracing::info!("fake Foreman faults cleared");
+        // A key set with `set_key` stays; a revocation ends.
         *self.fault_counters() = FaultCounters::default();
         self.outage_gen.fetch_add(1, Ordering::SeqCst);
         self.outage_tx.send_replace(None);
     }
 
     pub fn active_faults(&self) -> ActiveFaults {
-        let f = *self.fault_counters();
+        let f = self.fault_counters().clone();
         ActiveFaults {
             outage: self.outage(),
             rate_limit_left: f.rate_limit_left,
             retry_after: f.retry_after,
             slow_left: f.slow_left,
             slow_seconds: f.slow_secs,
+            slow_commit_left: f.slow_commit_left,
+            slow_commit_seconds: f.slow_commit_secs,
+            server_error_left: f.server_error_left,
+            server_error_status: f.server_error_status,
+            reject_left: f.reject_left,
+            max_body: f.max_body,
+            key_revoked: f.key_revoked,
         }
+    }
+}
+
+fn secs(s: f64) -> f64 {
+    if s.is_finite() {
+        s.clamp(0.0, 3600.0)
+    } else {
+        0.0
     }
 }

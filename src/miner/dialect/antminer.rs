@@ -11,12 +11,18 @@
 //! * temperatures come as numbers or dash-joined strings (`"29-54-30-55"`, `"2--1-20-22"` holds
 //!   a -1), `"-"` and 0 mean "no reading", and implausible values are dropped (C-04);
 //! * fan slots are zero-filled and the real fans sit anywhere (S9: slots 3 and 6, C-08).
+//!
+//! Newer builds answer `stats` with `"new_api":true` in the structured form instead:
+//! `STATS[0].chain[]` objects (`rate_real` GH/s, `asic_num`, `temp_pcb[]`, `temp_chip[]`) and
+//! a `fan[]` list; both forms are read.
+//!
+//! Hiveon, VNish and LuxOS keep this stats layout: their modules reuse [`read`].
 
 use serde_json::{Map, Value};
 
-use super::{elapsed, pools, valid_temp, Replies};
+use super::{board_sum, elapsed, pools, valid_temp, Command, Replies};
 use crate::miner::reply::{self, field, field_str, leading_num, num};
-use crate::model::{Board, Fan, FanUnit, Identity, MinerStats, PowerMode};
+use crate::model::{Board, Fan, FanUnit, FirmwareKind, Identity, MinerStats, PowerMode};
 
 /// Highest chain / fan number we look at. Real firmwares stop at 16; the bound keeps the
 /// per-index tables small and fixed whatever a reply claims.
@@ -25,30 +31,54 @@ const MAX_INDEX: usize = 32;
 const GH: f64 = 1e9;
 
 pub fn normalize(r: &Replies) -> MinerStats {
-    let version = r
-        .version
-        .as_ref()
-        .and_then(|v| reply::first_obj(v, "VERSION"))
-        // Without a version reply (singles mode skips it), STATS[0] carries the same block.
-        .or_else(|| r.stats.as_ref().and_then(stats_version_block));
-    let data = r.stats.as_ref().and_then(stats_data);
-    let summary = r
-        .summary
-        .as_ref()
-        .and_then(|s| reply::first_obj(s, "SUMMARY"));
+    let mut stats = read(r);
+    let kind = version_block(r)
+        .and_then(|v| field_str(v, "BMMiner"))
+        .is_some_and(|m| m.to_ascii_lowercase().contains("asicseer"));
+    stats.identity.firmware_kind = Some(if kind {
+        FirmwareKind::Asicseer
+    } else {
+        FirmwareKind::Stock
+    });
+    stats
+}
+
+/// The version block: `VERSION[0]`, or (singles mode skips `version`) the same block that
+/// `STATS[0]` repeats.
+pub fn version_block(r: &Replies) -> Option<&Map<String, Value>> {
+    let from_stats = || r.get(Command::Stats).and_then(stats_version_block);
+    match r.first(Command::Version, "VERSION") {
+        // asicdip's `version` has no `Type`; its stats copy does.
+        Some(v) if !v.contains_key("Type") => from_stats().or(Some(v)),
+        Some(v) => Some(v),
+        None => from_stats(),
+    }
+}
+
+/// Everything the Antminer-shaped replies hold, with the make "Antminer" and the model from
+/// `Type`. Alternative firmwares adjust the identity afterwards.
+pub fn read(r: &Replies) -> MinerStats {
+    let version = version_block(r);
+    let stats_reply = r.get(Command::Stats);
+    let data = stats_reply.and_then(stats_data);
+    let structured = stats_reply.and_then(new_api_data);
+    let summary = r.first(Command::Summary, "SUMMARY");
 
     let identity = identity(version);
     let unit = data
+        .or(structured)
         .and_then(|d| field_str(d, "rate_unit"))
         .and_then(unit_from_label)
         .or_else(|| identity.model.as_deref().and_then(unit_from_model))
         .unwrap_or(GH);
 
-    let boards = data.map(|d| boards(d, unit)).unwrap_or_default();
-    let chain_sum = boards
-        .iter()
-        .filter_map(|b| b.hashrate)
-        .fold(None, |acc: Option<f64>, h| Some(acc.unwrap_or(0.0) + h));
+    let boards = match (data, structured) {
+        (_, Some(s)) => new_api_boards(s, unit),
+        (Some(d), None) => boards(d, unit),
+        (None, None) => Vec::new(),
+    };
+    let chain_sum = board_sum(&boards);
+    let data = data.or(structured);
 
     // Summary first, STATS[1] as fallback (the summary command may have failed on its own).
     let pick = |key: &str| {
@@ -56,8 +86,9 @@ pub fn normalize(r: &Replies) -> MinerStats {
             .and_then(|s| field(s, key))
             .or_else(|| data.and_then(|d| field(d, key)))
     };
-    let mut realtime = pick("GHS 5s").map(|x| x * unit);
+    let mut realtime = pick("GHS 5s").or_else(|| pick("rate_5s")).map(|x| x * unit);
     let mut average = pick("GHS av")
+        .or_else(|| pick("rate_avg"))
         .or_else(|| pick("rate_30m"))
         .or_else(|| pick("GHS 30m"))
         .map(|x| x * unit);
@@ -77,18 +108,32 @@ pub fn normalize(r: &Replies) -> MinerStats {
         hashrate: realtime,
         hashrate_avg: average,
         hashrate_ideal: data
-            .and_then(|d| field(d, "total_rateideal"))
+            .and_then(|d| field(d, "total_rateideal").or_else(|| field(d, "rate_ideal")))
             .filter(|&x| x > 0.0)
             .map(|x| x * unit),
         boards,
         fans: data.map(fans).unwrap_or_default(),
+        expected_fans: data
+            .and_then(|d| field(d, "fan_num"))
+            .and_then(reply::to_u64)
+            .and_then(|n| u32::try_from(n).ok()),
+        fan_duty: data
+            .and_then(|d| field(d, "fan_pwm"))
+            .filter(|p| (0.0..=100.0).contains(p)),
+        inlet_temp: None,
+        outlet_temp: None,
         power: data.and_then(power),
         power_limit: None,
-        uptime: summary.and_then(elapsed).or_else(|| data.and_then(elapsed)),
-        pools: r.pools.as_ref().map(pools).unwrap_or_default(),
+        uptime: summary
+            .and_then(elapsed)
+            .or_else(|| data.and_then(elapsed))
+            .or_else(|| data.and_then(|d| field(d, "elapsed")).and_then(reply::to_u64)),
+        pools: r.get(Command::Pools).map(pools).unwrap_or_default(),
         power_mode: data.and_then(power_mode),
         is_hashing: None,
+        stopped_reason: None,
         errors: Vec::new(),
+        error_codes: Vec::new(),
         compile_time: version
             .and_then(|v| field_str(v, "CompileTime"))
             .map(str::trim)
@@ -116,11 +161,67 @@ fn stats_data(stats: &Value) -> Option<&Map<String, Value>> {
     objects()
         .find(|o| {
             !o.contains_key("Type")
+                && !o.contains_key("chain")
                 && ["STATS", "ID", "Elapsed", "miner_count"]
                     .iter()
                     .any(|k| o.contains_key(*k))
         })
-        .or_else(|| reply::nth_obj(stats, "STATS", 1))
+        .or_else(|| reply::nth_obj(stats, "STATS", 1).filter(|o| !o.contains_key("chain")))
+}
+
+/// The `new_api` data block: the `STATS` object holding a `chain` array.
+fn new_api_data(stats: &Value) -> Option<&Map<String, Value>> {
+    reply::section(stats, "STATS")
+        .iter()
+        .filter_map(Value::as_object)
+        .find(|o| o.get("chain").is_some_and(Value::is_array))
+}
+
+/// Boards of the `new_api` form: one `chain[]` object per board, `index` 0-based.
+fn new_api_boards(data: &Map<String, Value>, unit: f64) -> Vec<Board> {
+    let Some(Value::Array(chains)) = data.get("chain") else {
+        return Vec::new();
+    };
+    let list = |c: &Map<String, Value>, key: &str| -> Vec<f64> {
+        let mut raw = Vec::new();
+        match c.get(key) {
+            Some(Value::Array(items)) => items.iter().for_each(|v| readings(v, &mut raw)),
+            Some(v) => readings(v, &mut raw),
+            None => {}
+        }
+        raw.retain(|&t| valid_temp(t));
+        raw
+    };
+    chains
+        .iter()
+        .filter_map(Value::as_object)
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let rate = field(c, "rate_real").or_else(|| field(c, "hashrate"));
+            let chips = field(c, "asic_num").and_then(reply::to_u64);
+            if rate.is_none() && chips.is_none_or(|n| n == 0) {
+                return None;
+            }
+            let slot = field(c, "index")
+                .and_then(reply::to_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(u32::try_from(i).unwrap_or(u32::MAX));
+            Some(Board {
+                slot,
+                hashrate: rate.map(|r| r * unit),
+                hashrate_ideal: field(c, "rate_ideal").filter(|&x| x > 0.0).map(|x| x * unit),
+                chips: chips.and_then(|n| u32::try_from(n).ok()),
+                board_temps: list(c, "temp_pcb"),
+                chip_temps: list(c, "temp_chip"),
+                has_chip_errors: field_str(c, "asic").is_some_and(|s| s.contains('x')),
+                serial: field_str(c, "sn")
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+                ..Board::default()
+            })
+        })
+        .collect()
 }
 
 fn identity(version: Option<&Map<String, Value>>) -> Identity {
@@ -139,8 +240,7 @@ fn identity(version: Option<&Map<String, Value>>) -> Identity {
             .iter()
             .find_map(|k| text(k))
             .map(str::to_string),
-        mac: None,
-        hostname: None,
+        ..Identity::default()
     }
 }
 
@@ -197,6 +297,8 @@ struct ChainKeys<'a> {
     rate: Option<&'a Value>,
     chips: Option<&'a Value>,
     chip_status: Option<&'a Value>,
+    /// `chain_rateidealN`: expected rate.
+    ideal: Option<&'a Value>,
     /// `tempN`: board sensor.
     temp: Option<&'a Value>,
     /// `temp2_N`: chip sensor.
@@ -257,6 +359,8 @@ fn boards(data: &Map<String, Value>, unit: f64) -> Vec<Board> {
                 chains[n].chips = v;
             } else if let Some(n) = rest.strip_prefix("acs").and_then(index) {
                 chains[n].chip_status = v;
+            } else if let Some(n) = rest.strip_prefix("rateideal").and_then(index) {
+                chains[n].ideal = v;
             }
         } else if let Some(rest) = key.strip_prefix("temp") {
             if let Some(n) = index(rest) {
@@ -317,6 +421,12 @@ fn boards(data: &Map<String, Value>, unit: f64) -> Vec<Board> {
                     .chip_status
                     .and_then(Value::as_str)
                     .is_some_and(|s| s.contains('x')),
+                hashrate_ideal: c
+                    .ideal
+                    .and_then(num)
+                    .filter(|&x| x > 0.0)
+                    .map(|x| x * unit),
+                ..Board::default()
             }
         })
         .collect()
@@ -371,6 +481,12 @@ fn valid_readings(chain: usize, key: &str, v: Option<&Value>) -> Vec<f64> {
 /// numbered from 1 (S17/S19): then the zero slots within `fan_num` are stopped fans.
 fn fans(data: &Map<String, Value>) -> Vec<Fan> {
     let mut readings = [None; MAX_INDEX + 1];
+    if let Some(Value::Array(list)) = data.get("fan") {
+        // `new_api`: a plain list, first fan first.
+        for (i, v) in list.iter().take(MAX_INDEX).enumerate() {
+            readings[i + 1] = num(v);
+        }
+    }
     for (key, value) in data {
         if let Some(n) = key.strip_prefix("fan").and_then(index) {
             readings[n] = num(value);
@@ -402,11 +518,20 @@ fn fans(data: &Map<String, Value>) -> Vec<Fan> {
 }
 
 /// Power draw in W where the firmware reports it (`chain_power` "3250 W", or `power`, `Power`,
-/// `watt` depending on the model); older Antminers report none.
+/// `watt` depending on the model, else the sum of per-chain `chain_powerN`); older Antminers
+/// report none.
 fn power(data: &Map<String, Value>) -> Option<f64> {
     ["chain_power", "power", "Power", "watt"]
         .iter()
         .find_map(|k| data.get(*k).and_then(leading_num))
+        .or_else(|| {
+            let per_chain = data
+                .iter()
+                .filter(|(k, _)| k.strip_prefix("chain_power").and_then(index).is_some())
+                .filter_map(|(_, v)| leading_num(v))
+                .filter(|&w| w > 0.0);
+            per_chain.fold(None, |acc: Option<f64>, w| Some(acc.unwrap_or(0.0) + w))
+        })
         .filter(|&w| w > 0.0)
 }
 

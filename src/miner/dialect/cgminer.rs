@@ -6,23 +6,18 @@
 
 use serde_json::{Map, Value};
 
-use super::{average_rate, elapsed, pools, realtime_rate, valid_temp, Replies};
+use super::{average_rate, board_sum, elapsed, pools, realtime_rate, valid_temp, Command, Replies};
 use crate::miner::reply::{self, field, field_str, field_u64};
 use crate::model::{Board, Fan, FanUnit, Identity, MinerStats};
 
 pub fn normalize(r: &Replies) -> MinerStats {
-    let version = r
-        .version
-        .as_ref()
-        .and_then(|v| reply::first_obj(v, "VERSION"));
-    let summary = r
-        .summary
-        .as_ref()
-        .and_then(|s| reply::first_obj(s, "SUMMARY"));
-    let devs = r
-        .devs
-        .as_ref()
-        .map_or(&[][..], |d| reply::section(d, "DEVS"));
+    let version = r.first(Command::Version, "VERSION");
+    let summary = r.first(Command::Summary, "SUMMARY");
+    let devs = if r.get(Command::Devs).is_some() {
+        r.section(Command::Devs, "DEVS")
+    } else {
+        r.section(Command::Edevs, "DEVS")
+    };
 
     let boards: Vec<Board> = devs
         .iter()
@@ -30,32 +25,27 @@ pub fn normalize(r: &Replies) -> MinerStats {
         .enumerate()
         .map(|(i, d)| board(i, d))
         .collect();
-    let device_sum = boards
-        .iter()
-        .filter_map(|b| b.hashrate)
-        .fold(None, |acc: Option<f64>, h| Some(acc.unwrap_or(0.0) + h));
 
     MinerStats {
-        family: None,
-        identity: identity(r.version.as_ref(), version),
-        hashrate: summary.and_then(realtime_rate).or(device_sum),
+        identity: identity(r.get(Command::Version), version),
+        hashrate: summary.and_then(realtime_rate).or(board_sum(&boards)),
         hashrate_avg: summary.and_then(average_rate),
-        hashrate_ideal: None,
         fans: summary.map(fans).unwrap_or_default(),
         boards,
-        power: None,
-        power_limit: None,
         uptime: summary.and_then(elapsed),
-        pools: r.pools.as_ref().map(pools).unwrap_or_default(),
-        power_mode: None,
-        is_hashing: None,
-        errors: Vec::new(),
-        compile_time: version
-            .and_then(|v| field_str(v, "CompileTime"))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
+        pools: r.get(Command::Pools).map(pools).unwrap_or_default(),
+        compile_time: compile_time(version),
+        ..MinerStats::default()
     }
+}
+
+/// `CompileTime` of a version block, when set.
+pub fn compile_time(version: Option<&Map<String, Value>>) -> Option<String> {
+    version
+        .and_then(|v| field_str(v, "CompileTime"))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn board(position: usize, dev: &Map<String, Value>) -> Board {
@@ -72,13 +62,12 @@ fn board(position: usize, dev: &Map<String, Value>) -> Board {
             .find_map(|k| field_u64(dev, k))
             .and_then(|n| u32::try_from(n).ok()),
         board_temps: temp.into_iter().collect(),
-        chip_temps: Vec::new(),
-        has_chip_errors: false,
+        ..Board::default()
     }
 }
 
 /// `Fan1`..`FanN` (RPM) in the summary, as some cgminer forks report (StrongU).
-fn fans(summary: &Map<String, Value>) -> Vec<Fan> {
+pub fn fans(summary: &Map<String, Value>) -> Vec<Fan> {
     let mut fans: Vec<Fan> = summary
         .iter()
         .filter_map(|(k, v)| {
@@ -102,7 +91,7 @@ fn fans(summary: &Map<String, Value>) -> Vec<Fan> {
 
 /// Model from `Type` (or Avalon's `PROD`/`MODEL`), split into make and model when it reads like
 /// "Maker Model"; firmware from the status description ("cgminer 4.11.1", "bdminer 4.11.1").
-fn identity(reply: Option<&Value>, version: Option<&Map<String, Value>>) -> Identity {
+pub fn identity(reply: Option<&Value>, version: Option<&Map<String, Value>>) -> Identity {
     let text = |key: &str| {
         version
             .and_then(|v| field_str(v, key))
@@ -137,8 +126,7 @@ fn identity(reply: Option<&Value>, version: Option<&Map<String, Value>>) -> Iden
         make,
         model: model.filter(|m| !m.is_empty()),
         firmware: description.or_else(|| text("Miner")).map(str::to_string),
-        mac: None,
-        hostname: None,
+        ..Identity::default()
     }
 }
 
@@ -150,13 +138,14 @@ mod tests {
 
     #[test]
     fn devices_become_boards() {
-        let r = Replies {
-            devs: Some(json!({"STATUS":[{"STATUS":"S"}],"DEVS":[
+        let mut r = Replies::default();
+        r.set(
+            Command::Devs,
+            json!({"STATUS":[{"STATUS":"S"}],"DEVS":[
                 {"ASC":0,"ID":6,"Temperature":0,"MHS 5s":4000000.0,"Chips":63},
                 {"ASC":1,"ID":7,"Temperature":-273.0,"MHS 5s":"4100000"},
-                {"ASC":2,"ID":8,"Temperature":58.5,"MHS 5s":""}]})),
-            ..Replies::default()
-        };
+                {"ASC":2,"ID":8,"Temperature":58.5,"MHS 5s":""}]}),
+        );
         let s = normalize(&r);
         assert_eq!(s.boards.len(), 3);
         assert_eq!(s.boards[0].slot, 0);

@@ -1,15 +1,24 @@
 //! Per-family normalisation: each family's replies → [`MinerStats`].
 //!
-//! Dispatch is a plain `match` on [`Family`]: two families, one function each, no trait objects
-//! needed. What both share (pools, temperature plausibility, realtime-rate keys) lives here.
+//! Dispatch is a plain `match` on [`Family`]: one module per dialect, one `normalize` function
+//! each, no trait objects. A [`Plan`] per family says which commands a poll sends and which of
+//! them travel in one joined request. What several dialects share (pools, temperature
+//! plausibility, realtime-rate keys, `FANS`/`TEMPS` sections) lives here.
 
 pub mod antminer;
+pub mod avalon;
+pub mod braiins;
 pub mod cgminer;
+pub mod hiveon;
+pub mod luxos;
+pub mod vnish;
+pub mod whatsminer;
+pub mod whatsminer_v3;
 
 use serde_json::{Map, Value};
 
 use super::reply::{self, field, field_bool, field_str, field_u64};
-use crate::model::{Family, MinerStats, Pool};
+use crate::model::{Family, Fan, FanUnit, MinerStats, Pool, PowerMode};
 
 /// The read commands a poll may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,9 +28,54 @@ pub enum Command {
     Pools,
     Stats,
     Devs,
+    Edevs,
+    Devdetails,
+    /// Braiins / LuxOS extensions.
+    Temps,
+    Fans,
+    Tunerstatus,
+    /// LuxOS extensions.
+    Config,
+    Power,
+    /// Whatsminer API v2 replies with a bare `STATUS` string and an object in `Msg`; these can
+    /// never be joined.
+    WmStatus,
+    WmGetVersion,
+    WmGetMinerInfo,
+    WmGetErrorCode,
+    /// Whatsminer API v3 (port 4433, length-prefixed), one request per connection.
+    V3DeviceInfo,
+    V3Summary,
+    V3Edevs,
+    V3Pools,
 }
 
 impl Command {
+    pub const COUNT: usize = 20;
+
+    pub const ALL: [Command; Command::COUNT] = [
+        Command::Version,
+        Command::Summary,
+        Command::Pools,
+        Command::Stats,
+        Command::Devs,
+        Command::Edevs,
+        Command::Devdetails,
+        Command::Temps,
+        Command::Fans,
+        Command::Tunerstatus,
+        Command::Config,
+        Command::Power,
+        Command::WmStatus,
+        Command::WmGetVersion,
+        Command::WmGetMinerInfo,
+        Command::WmGetErrorCode,
+        Command::V3DeviceInfo,
+        Command::V3Summary,
+        Command::V3Edevs,
+        Command::V3Pools,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Command::Version => "version",
@@ -29,10 +83,25 @@ impl Command {
             Command::Pools => "pools",
             Command::Stats => "stats",
             Command::Devs => "devs",
+            Command::Edevs => "edevs",
+            Command::Devdetails => "devdetails",
+            Command::Temps => "temps",
+            Command::Fans => "fans",
+            Command::Tunerstatus => "tunerstatus",
+            Command::Config => "config",
+            Command::Power => "power",
+            Command::WmStatus => "status",
+            Command::WmGetVersion => "get_version",
+            Command::WmGetMinerInfo => "get_miner_info",
+            Command::WmGetErrorCode => "get_error_code",
+            Command::V3DeviceInfo => "get.device.info",
+            Command::V3Summary => "get.miner.status summary",
+            Command::V3Edevs => "get.miner.status edevs",
+            Command::V3Pools => "get.miner.status pools",
         }
     }
 
-    /// The request line for this command alone.
+    /// The request for this command alone (for v3: the JSON inside the length prefix).
     pub const fn request(self) -> &'static [u8] {
         match self {
             Command::Version => br#"{"command":"version"}"#,
@@ -40,19 +109,39 @@ impl Command {
             Command::Pools => br#"{"command":"pools"}"#,
             Command::Stats => br#"{"command":"stats"}"#,
             Command::Devs => br#"{"command":"devs"}"#,
+            Command::Edevs => br#"{"command":"edevs"}"#,
+            Command::Devdetails => br#"{"command":"devdetails"}"#,
+            Command::Temps => br#"{"command":"temps"}"#,
+            Command::Fans => br#"{"command":"fans"}"#,
+            Command::Tunerstatus => br#"{"command":"tunerstatus"}"#,
+            Command::Config => br#"{"command":"config"}"#,
+            Command::Power => br#"{"command":"power"}"#,
+            Command::WmStatus => br#"{"command":"status"}"#,
+            Command::WmGetVersion => br#"{"command":"get_version"}"#,
+            Command::WmGetMinerInfo => br#"{"command":"get_miner_info"}"#,
+            Command::WmGetErrorCode => br#"{"command":"get_error_code"}"#,
+            Command::V3DeviceInfo => br#"{"cmd":"get.device.info"}"#,
+            Command::V3Summary => br#"{"cmd":"get.miner.status","param":"summary"}"#,
+            Command::V3Edevs => br#"{"cmd":"get.miner.status","param":"edevs"}"#,
+            Command::V3Pools => br#"{"cmd":"get.miner.status","param":"pools"}"#,
         }
     }
-}
 
-/// The command that carries a family's per-board data.
-pub const fn board_command(family: Family) -> Command {
-    match family {
-        Family::Antminer => Command::Stats,
-        Family::Cgminer => Command::Devs,
+    /// Sent to the Whatsminer API v3 port with a length prefix.
+    pub const fn is_v3(self) -> bool {
+        matches!(
+            self,
+            Command::V3DeviceInfo | Command::V3Summary | Command::V3Edevs | Command::V3Pools
+        )
+    }
+
+    const fn index(self) -> usize {
+        self as usize
     }
 }
 
 /// A joined request and the commands it holds, in reply order.
+#[derive(Debug, Clone, Copy)]
 pub struct Joined {
     /// The joined command as sent, for error messages.
     pub name: &'static str,
@@ -60,28 +149,78 @@ pub struct Joined {
     pub commands: &'static [Command],
 }
 
-/// The one request a poll sends when the miner accepts joined commands.
-pub const fn joined(family: Family) -> Joined {
+macro_rules! joined {
+    ($name:literal, [$($c:ident),* $(,)?]) => {
+        Joined {
+            name: $name,
+            request: concat!(r#"{"command":""#, $name, r#""}"#).as_bytes(),
+            commands: &[$(Command::$c),*],
+        }
+    };
+}
+
+/// What one poll of a family sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// The data commands, joined into one request when the miner takes joins (otherwise one
+    /// connection each).
+    pub joined: Option<Joined>,
+    /// Commands that always go on their own connection, alongside the join.
+    pub separate: &'static [Command],
+    /// `stats` repeats the `version` block, so single-command mode may skip `version`.
+    pub stats_carry_version: bool,
+}
+
+/// The commands a poll of `family` sends.
+pub const fn plan(family: Family) -> Plan {
     match family {
-        Family::Antminer => Joined {
-            name: "version+summary+pools+stats",
-            request: br#"{"command":"version+summary+pools+stats"}"#,
-            commands: &[
-                Command::Version,
-                Command::Summary,
-                Command::Pools,
-                Command::Stats,
-            ],
+        Family::Antminer | Family::Hiveon | Family::Vnish => Plan {
+            joined: Some(joined!("version+summary+pools+stats", [Version, Summary, Pools, Stats])),
+            separate: &[],
+            stats_carry_version: true,
         },
-        Family::Cgminer => Joined {
-            name: "version+summary+pools+devs",
-            request: br#"{"command":"version+summary+pools+devs"}"#,
-            commands: &[
-                Command::Version,
-                Command::Summary,
-                Command::Pools,
-                Command::Devs,
+        Family::Braiins => Plan {
+            joined: Some(joined!(
+                "version+summary+pools+devs+temps+fans+tunerstatus",
+                [Version, Summary, Pools, Devs, Temps, Fans, Tunerstatus]
+            )),
+            separate: &[],
+            stats_carry_version: false,
+        },
+        Family::LuxOs => Plan {
+            joined: Some(joined!(
+                "version+summary+pools+stats+devs+temps+fans+power+config",
+                [Version, Summary, Pools, Stats, Devs, Temps, Fans, Power, Config]
+            )),
+            separate: &[],
+            stats_carry_version: true,
+        },
+        // `status` and `get_error_code` answer in the Whatsminer shape and cannot be joined.
+        Family::Whatsminer => Plan {
+            joined: Some(joined!("summary+pools+edevs", [Summary, Pools, Edevs])),
+            separate: &[Command::WmStatus, Command::WmGetErrorCode],
+            stats_carry_version: false,
+        },
+        Family::WhatsminerV3 => Plan {
+            joined: None,
+            // Device info carries the error codes: read every poll.
+            separate: &[
+                Command::V3Summary,
+                Command::V3Edevs,
+                Command::V3Pools,
+                Command::V3DeviceInfo,
             ],
+            stats_carry_version: false,
+        },
+        Family::Avalon => Plan {
+            joined: Some(joined!("version+summary+pools+stats", [Version, Summary, Pools, Stats])),
+            separate: &[],
+            stats_carry_version: false,
+        },
+        Family::Cgminer => Plan {
+            joined: Some(joined!("version+summary+pools+devs", [Version, Summary, Pools, Devs])),
+            separate: &[],
+            stats_carry_version: false,
         },
     }
 }
@@ -89,40 +228,31 @@ pub const fn joined(family: Family) -> Joined {
 /// Successful replies of one poll, one slot per command (a failed command stays `None`).
 #[derive(Debug, Default, Clone)]
 pub struct Replies {
-    pub version: Option<Value>,
-    pub summary: Option<Value>,
-    pub pools: Option<Value>,
-    pub stats: Option<Value>,
-    pub devs: Option<Value>,
+    slots: [Option<Value>; Command::COUNT],
 }
 
 impl Replies {
     pub fn get(&self, command: Command) -> Option<&Value> {
-        self.slot(command).as_ref()
+        self.slots[command.index()].as_ref()
     }
 
     pub fn set(&mut self, command: Command, reply: Value) {
-        *self.slot_mut(command) = Some(reply);
+        self.slots[command.index()] = Some(reply);
     }
 
-    fn slot(&self, command: Command) -> &Option<Value> {
-        match command {
-            Command::Version => &self.version,
-            Command::Summary => &self.summary,
-            Command::Pools => &self.pools,
-            Command::Stats => &self.stats,
-            Command::Devs => &self.devs,
-        }
+    /// Whether no command answered at all.
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
     }
 
-    fn slot_mut(&mut self, command: Command) -> &mut Option<Value> {
-        match command {
-            Command::Version => &mut self.version,
-            Command::Summary => &mut self.summary,
-            Command::Pools => &mut self.pools,
-            Command::Stats => &mut self.stats,
-            Command::Devs => &mut self.devs,
-        }
+    /// First object of section `name` in the reply to `command`.
+    pub fn first(&self, command: Command, name: &str) -> Option<&Map<String, Value>> {
+        self.get(command).and_then(|v| reply::first_obj(v, name))
+    }
+
+    /// Section `name` of the reply to `command` (empty when absent).
+    pub fn section(&self, command: Command, name: &str) -> &[Value] {
+        self.get(command).map_or(&[], |v| reply::section(v, name))
     }
 }
 
@@ -130,12 +260,73 @@ impl Replies {
 pub fn normalize(family: Family, replies: &Replies) -> MinerStats {
     let mut stats = match family {
         Family::Antminer => antminer::normalize(replies),
+        Family::Braiins => braiins::normalize(replies),
+        Family::LuxOs => luxos::normalize(replies),
+        Family::Whatsminer => whatsminer::normalize(replies),
+        Family::WhatsminerV3 => whatsminer_v3::normalize(replies),
+        Family::Avalon => avalon::normalize(replies),
+        Family::Hiveon => hiveon::normalize(replies),
+        Family::Vnish => vnish::normalize(replies),
         Family::Cgminer => cgminer::normalize(replies),
     };
     stats.family = Some(family);
-    stats.is_hashing = stats.hashrate.map(|h| h > 0.0);
+    finish(&mut stats);
     stats
 }
+
+/// Rules every dialect shares once its fields are read: hashing is judged on the realtime rate
+/// (never the since-boot average, C-17), a sleeping miner is not hashing, and nothing
+/// non-finite or negative leaves the dialect.
+fn finish(s: &mut MinerStats) {
+    let keep = |x: &mut Option<f64>| {
+        if x.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            *x = None;
+        }
+    };
+    for x in [
+        &mut s.hashrate,
+        &mut s.hashrate_avg,
+        &mut s.hashrate_ideal,
+        &mut s.power,
+        &mut s.power_limit,
+        &mut s.fan_duty,
+    ] {
+        keep(x);
+    }
+    for x in [&mut s.inlet_temp, &mut s.outlet_temp] {
+        if x.is_some_and(|t| !valid_temp(t)) {
+            *x = None;
+        }
+    }
+    for b in &mut s.boards {
+        keep(&mut b.hashrate);
+        keep(&mut b.hashrate_ideal);
+        b.board_temps.retain(|t| valid_temp(*t));
+        b.chip_temps.retain(|t| valid_temp(*t));
+        for t in [&mut b.temp_max, &mut b.temp_avg] {
+            if t.is_some_and(|t| !valid_temp(t)) {
+                *t = None;
+            }
+        }
+    }
+    s.fans.retain(|f| f.speed.is_finite() && f.speed >= 0.0);
+    // A reading below 5 W per TH/s is no power reading: no SHA-256 miner is that efficient
+    // (Hiveon S9 prints `chain_power` "34.65 (AB)" while making 11.8 TH/s).
+    if let (Some(w), Some(h)) = (s.power, s.hashrate) {
+        if h >= 1e12 && w / (h / 1e12) < MIN_WATTS_PER_TH {
+            s.power = None;
+        }
+    }
+    s.is_hashing = match (s.hashrate, s.power_mode) {
+        (Some(h), _) => Some(h > 0.0),
+        (None, Some(PowerMode::Sleeping)) => Some(false),
+        // A dialect's own hint (Whatsminer `mineroff`) stands when no rate was read.
+        (None, _) => s.is_hashing,
+    };
+}
+
+/// Least power per TH/s any SHA-256 miner draws (today's best are above 10 J/TH).
+const MIN_WATTS_PER_TH: f64 = 5.0;
 
 /// Lowest and highest believable temperature reading, °C. Outside it is a broken sensor (-83 on
 /// a hashing S9, C-04) or a placeholder (-273 on Avalon), not a temperature.
@@ -145,6 +336,11 @@ pub const TEMP_RANGE: std::ops::RangeInclusive<f64> = -20.0..=150.0;
 /// broken one on a live board), so it is never a reading.
 pub fn valid_temp(t: f64) -> bool {
     t != 0.0 && TEMP_RANGE.contains(&t)
+}
+
+/// A lenient temperature field, when it is a valid reading.
+pub fn temp_field(obj: &Map<String, Value>, key: &str) -> Option<f64> {
+    field(obj, key).filter(|&t| valid_temp(t))
 }
 
 /// Pools from a `pools` reply. Unused slots (empty URL) are left out: they are not pools and
@@ -181,12 +377,14 @@ fn pool(position: usize, p: &Map<String, Value>) -> Option<Pool> {
 }
 
 /// Hashrate keys by window, shortest first, each with its unit in H/s. Realtime is the first
-/// window a miner reports; the since-boot average is never used for it (C-17).
+/// window a miner reports; the since-boot average is never used for it (C-17). Whatsminer's
+/// `HS RT` ("realtime") is in MH/s despite its name.
 const REALTIME_KEYS: &[(&str, f64)] = &[
     ("GHS 5s", 1e9),
     ("MHS 5s", 1e6),
     ("KHS 5s", 1e3),
     ("THS 5s", 1e12),
+    ("HS RT", 1e6),
     ("GHS 30s", 1e9),
     ("MHS 30s", 1e6),
     ("KHS 30s", 1e3),
@@ -231,6 +429,41 @@ fn rate_by_keys(obj: &Map<String, Value>, keys: &[(&str, f64)]) -> Option<f64> {
 /// Uptime in seconds from an `Elapsed` field.
 pub fn elapsed(obj: &Map<String, Value>) -> Option<u64> {
     field(obj, "Elapsed").and_then(reply::to_u64)
+}
+
+/// Sum of the boards' rates, when at least one board reports one.
+pub fn board_sum(boards: &[crate::model::Board]) -> Option<f64> {
+    boards
+        .iter()
+        .filter_map(|b| b.hashrate)
+        .fold(None, |acc: Option<f64>, h| Some(acc.unwrap_or(0.0) + h))
+}
+
+/// Fans of a Braiins / LuxOS `FANS` section (`{FAN, ID, RPM, Speed}`), in the order of their
+/// `ID`, and the controller duty (`Speed`, %). With `keep_stopped` a 0 RPM entry is a stopped
+/// fan (LuxOS lists only the fans it has); without, it is an empty connector (BOSminer lists 4
+/// connectors on a 2-fan S9).
+pub fn fans_section(reply: &Value, keep_stopped: bool) -> (Vec<Fan>, Option<f64>) {
+    let mut duty = None;
+    let mut fans: Vec<Fan> = reply::section(reply, "FANS")
+        .iter()
+        .filter_map(Value::as_object)
+        .enumerate()
+        .filter_map(|(i, f)| {
+            duty = duty.or_else(|| field(f, "Speed").filter(|d| (0.0..=100.0).contains(d)));
+            let slot = field_u64(f, "ID")
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(u32::try_from(i).unwrap_or(u32::MAX));
+            let rpm = field(f, "RPM").filter(|&r| r >= 0.0)?;
+            (rpm > 0.0 || keep_stopped).then_some(Fan {
+                slot,
+                speed: rpm,
+                unit: FanUnit::Rpm,
+            })
+        })
+        .collect();
+    fans.sort_by_key(|f| f.slot);
+    (fans, duty)
 }
 
 #[cfg(test)]

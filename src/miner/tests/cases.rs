@@ -1,10 +1,9 @@
 //! Field cases from `shared/cases/README.md`, each with the values it states.
 
 use super::*;
-use crate::miner::detect;
-use crate::miner::dialect::Command::{Pools, Stats, Summary, Version};
+use crate::miner::dialect::Command::{Devs, Fans, Pools, Stats, Summary, Temps, Version, WmGetErrorCode, WmStatus};
+use crate::model::{FanUnit, FirmwareKind, PowerMode};
 use crate::miner::pool_url::PoolEndpoint;
-use crate::miner::reply;
 
 const CASES: &str = "cases/inputs/";
 
@@ -143,7 +142,12 @@ fn c11_plain_text_reply() {
     let version = reply::first_obj(&v, "VERSION").unwrap();
     assert_eq!(reply::field_str(version, "PROD"), Some("Avalon Mini3"));
     assert_eq!(reply::field_str(version, "MAC"), Some("02:00:00:00:00:01"));
-    assert_eq!(detect::family_from_version(&v), Family::Cgminer);
+    // An Avalon, read as one.
+    assert_eq!(detect::classify(Some(&v), None).0, Family::Avalon);
+    let s = read(Family::Avalon, &[(Version, &case("C-11_cgminer_text_version.bin"))]);
+    assert_eq!(s.identity.make.as_deref(), Some("Avalon"));
+    assert_eq!(s.identity.model.as_deref(), Some("Mini3"));
+    assert_eq!(s.identity.mac.as_deref(), Some("02:00:00:00:00:01"));
     let s = generic(&[(Version, &case("C-11_cgminer_text_version.bin"))]);
     assert_eq!(s.identity.make.as_deref(), Some("Avalon"));
     assert_eq!(s.identity.model.as_deref(), Some("Mini3"));
@@ -200,10 +204,16 @@ fn c16_access_denied_is_one_commands_error() {
     let e = reply::check_status(&v).unwrap_err();
     assert_eq!(e.code, Some(reply::MinerError::ACCESS_DENIED));
     // Hiveon on an S19j Pro is not stock firmware.
+    let version = parsed(&case("C-16a_hiveon_version.bin"));
     assert_eq!(
-        detect::family_from_version(&parsed(&case("C-16a_hiveon_version.bin"))),
-        Family::Cgminer
+        detect::classify(Some(&version), Some(&v)),
+        (Family::Hiveon, Some(FirmwareKind::Hiveon))
     );
+    let s = read(Family::Hiveon, &[(Version, &case("C-16a_hiveon_version.bin"))]);
+    assert_eq!(s.identity.make.as_deref(), Some("Antminer"));
+    assert_eq!(s.identity.model.as_deref(), Some("S19j Pro"));
+    assert_eq!(s.identity.firmware_kind, Some(FirmwareKind::Hiveon));
+    // The denied command leaves summary, stats and pools readable (see poll tests).
 }
 
 #[test]
@@ -226,4 +236,138 @@ fn c18_devs_temperature_zero_is_no_reading() {
     assert_eq!(slots(&s), [0, 1, 2]);
     assert!(s.boards.iter().all(|b| b.board_temps.is_empty()));
     assert_eq!(s.board_temps().count(), 0);
+
+    // Braiins: the real temperatures come from `temps`, matched by chain ID 6..8.
+    let s = read(
+        Family::Braiins,
+        &[
+            (Devs, &case("C-18a_bosminer_devs.bin")),
+            (Temps, &case("C-18b_bosminer_temps.bin")),
+        ],
+    );
+    assert_eq!(slots(&s), [0, 1, 2]);
+    let board: Vec<f64> = s.board_temps().collect();
+    let chip: Vec<f64> = s.chip_temps().collect();
+    assert_eq!(board, [58.0, 60.0, 57.0]);
+    assert_eq!(chip, [71.5, 74.0, 70.0]);
+    assert_rates(&board_rates(&s), &[4.6e12, 4.59e12, 4.61e12]);
+    let s = read(Family::Braiins, &[(Devs, &case("C-18a_bosminer_devs.bin"))]);
+    assert_eq!(s.board_temps().count(), 0, "Temperature 0 is never 0 °C");
+}
+
+#[test]
+fn c05_whatsminer_error_code_list_written_like_a_dict() {
+    let v = parsed(&case("C-05_whatsminer_error_code_listdict.bin"));
+    // The repair touched only the broken list: STATUS is still an array.
+    assert!(v["STATUS"].is_array());
+    assert!(reply::check_status(&v).is_ok());
+    let s = read(Family::Whatsminer, &[(WmGetErrorCode, &case("C-05_whatsminer_error_code_listdict.bin"))]);
+    let got: Vec<(&str, String)> = s
+        .error_codes
+        .iter()
+        .map(|e| (e.code.as_str(), e.at.unwrap().format("%Y-%m-%dT%H:%M:%S").to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        [("329", "2023-01-01T00:00:00".to_string()), ("2010", "2023-01-01T00:00:05".to_string())]
+    );
+    assert!(s.has_errors());
+    // The normal forms.
+    for form in [
+        r#"{"STATUS":"S","Code":131,"Msg":{"error_code":[{"329":"2023-01-01 00:00:00"}]}}"#,
+        r#"{"STATUS":"S","Code":131,"Msg":{"error_code":["329"]}}"#,
+    ] {
+        let mut r = Replies::default();
+        r.set(WmGetErrorCode, repair::parse_reply(form.as_bytes()).unwrap());
+        let s = dialect::normalize(Family::Whatsminer, &r);
+        assert_eq!(s.error_codes.len(), 1, "{form}");
+        assert_eq!(s.error_codes[0].code, "329");
+    }
+}
+
+#[test]
+fn c06_avalon_nano3_bracket_blob() {
+    let s = read(Family::Avalon, &[(Stats, &case("C-06_avalon_nano3_stats.bin"))]);
+    assert_rate(s.hashrate, 2.63098e12);
+    assert_rate(s.hashrate_avg, 2.47477e12);
+    assert_rate(s.hashrate_ideal, 3.20356e12);
+    assert_eq!(s.fans.len(), 1);
+    assert_eq!((s.fans[0].speed, s.fans[0].unit), (3030.0, FanUnit::Rpm));
+    assert_eq!(s.fan_duty, Some(41.0), "FanR is a duty, never RPM");
+    assert_eq!(s.boards.len(), 1);
+    let b = &s.boards[0];
+    assert_eq!(b.chip_temps.len(), 10);
+    assert_eq!(b.chip_temps.iter().copied().fold(f64::MIN, f64::max), 87.0);
+    assert_eq!((b.temp_max, b.temp_avg), (Some(87.0), Some(85.0)));
+    assert_rate(b.hashrate, 2474.77e9);
+    assert_eq!((s.inlet_temp, s.outlet_temp), (Some(38.0), Some(41.0)));
+    assert_eq!(s.identity.model.as_deref(), Some("nano3"));
+    assert_eq!(s.uptime, Some(512933));
+    assert_eq!(s.power_limit, Some(90.0));
+    assert_eq!(s.power_mode, None);
+    assert!(s.error_codes.is_empty());
+}
+
+#[test]
+fn c08_fans_rpm_and_duty() {
+    // Avalon: RPM [3030] plus duty 41 %.
+    let s = read(Family::Avalon, &[(Stats, &case("C-06_avalon_nano3_stats.bin"))]);
+    assert_eq!((fan_rpms(&s), s.fan_duty), (vec![(0, 3030.0)], Some(41.0)));
+    // BOSminer: [6240, 6180, 0, 0] on a 2-fan miner → 2 fans, no alert.
+    let fans = serde_json::json!({"STATUS":[{"STATUS":"S","Code":202}],"FANS":[
+        {"FAN":0,"ID":0,"RPM":6240,"Speed":60},{"FAN":1,"ID":1,"RPM":6180,"Speed":60},
+        {"FAN":2,"ID":2,"RPM":0,"Speed":60},{"FAN":3,"ID":3,"RPM":0,"Speed":60}]});
+    let mut r = Replies::default();
+    r.set(Fans, fans);
+    let s = dialect::normalize(Family::Braiins, &r);
+    assert_eq!(fan_rpms(&s), [(0, 6240.0), (1, 6180.0)]);
+    assert_eq!(s.fan_duty, Some(60.0));
+    assert_ne!(s.has_fan_failure(), Some(true));
+    // S9: two fans in slots 3 and 6 of 8, fan_num 2 → no alert.
+    let s = antminer(&[(Stats, &case("C-08_s9_fans.bin"))]);
+    assert_eq!(s.expected_fans, Some(2));
+    assert_eq!(s.has_fan_failure(), Some(false));
+}
+
+#[test]
+fn c09_avalon_q_incomplete_hbinfo() {
+    // The case's parsed form, as the wire carries it: `HB0` empty, then no HBinfo at all.
+    for hbinfo in [Some("'HB0':{}"), Some(""), None] {
+        let mut device = serde_json::json!({"STATS":0,"ID":"AVALON0","Elapsed":100,
+            "MM ID0:Summary":"'STATS':{MGHS[100.0] HBITemp[50.0] ITemp[40.0]}"});
+        if let Some(hb) = hbinfo {
+            device["HBinfo"] = hb.into();
+        }
+        let mut r = Replies::default();
+        r.set(Stats, serde_json::json!({"STATUS":[{"STATUS":"S"}],"STATS":[device]}));
+        let s = dialect::normalize(Family::Avalon, &r);
+        assert_eq!(s.boards.len(), 1, "{hbinfo:?}");
+        assert_rate(s.boards[0].hashrate, 100e9);
+        assert_eq!(s.boards[0].chips, None, "no chip data: unknown, not 0");
+        assert!(s.boards[0].chip_temps.is_empty());
+        assert_eq!(s.inlet_temp, Some(40.0));
+    }
+    // The case file itself (a client-side parsed form) reads without a panic and without data.
+    let v = parsed(&case("C-09_avalon_q_incomplete.json"));
+    let mut r = Replies::default();
+    r.set(Stats, v);
+    let s = dialect::normalize(Family::Avalon, &r);
+    assert!(s.boards.is_empty() && s.hashrate.is_none());
+}
+
+#[test]
+fn c14_whatsminer_status_shape() {
+    for (file, hashing, reason) in [
+        ("C-14a_wm_status_mining.bin", true, None),
+        ("C-14b_wm_status_btminer_down.bin", false, Some("btminer process off")),
+    ] {
+        let v = parsed(&case(file));
+        assert!(reply::check_status(&v).is_ok(), "{file}: the validator accepts the shape");
+        let s = read(Family::Whatsminer, &[(WmStatus, &case(file))]);
+        assert_eq!(s.is_hashing, Some(hashing), "{file}");
+        assert_eq!(s.stopped_reason.as_deref(), reason, "{file}");
+        assert_eq!(s.identity.firmware.as_deref(), Some("20230911.12.Rel"));
+    }
+    let s = read(Family::Whatsminer, &[(WmStatus, &case("C-14b_wm_status_btminer_down.bin"))]);
+    assert_ne!(s.power_mode, Some(PowerMode::Normal));
 }

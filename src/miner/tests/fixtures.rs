@@ -6,10 +6,41 @@ use serde_json::Value;
 
 use super::*;
 use crate::miner::dialect::Command::{Devs, Pools, Stats, Summary, Version};
-use crate::miner::reply;
 use crate::model::{Pool, PowerMode};
 
-/// RPC replies (not web/CGI bodies) of the two directories, per `SOURCES.tsv`.
+/// What a fixture is, per its request column in `SOURCES.tsv`.
+fn is_tcp_reply(path: &str, request: &str) -> bool {
+    let web = request.starts_with('/')
+        || request.starts_with("GET ")
+        || request.starts_with("POST ")
+        || request.starts_with("HTTP")
+        || request.starts_with("n/a")
+        || request.starts_with("(this file IS the request)");
+    // A name that says web must agree with the request column.
+    let named_web = [
+        "_web_",
+        "get_system_info",
+        "system_info",
+        "get_miner_conf",
+        "set_miner_conf",
+        "overview",
+        "network_info",
+        "psu_status",
+        "_gql_",
+        "-rest_",
+        "_cfg_",
+        "get_minerinfo",
+        "updatedashboard",
+        "NOT-WIRE",
+    ]
+    .iter()
+    .any(|w| path.contains(w));
+    assert!(!named_web || web, "{path}: request {request:?} disagrees with its name");
+    !web
+}
+
+/// Replies a miner sends on its TCP API (not web/CGI bodies, client requests or parsed forms),
+/// per `SOURCES.tsv`, for every vendor directory.
 fn rpc_fixtures() -> Vec<String> {
     let index = String::from_utf8(raw("fixtures/SOURCES.tsv")).unwrap();
     let mut listed = Vec::new();
@@ -17,79 +48,130 @@ fn rpc_fixtures() -> Vec<String> {
     for line in index.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
         let (path, request) = (cols[0], cols.get(5).copied().unwrap_or(""));
-        if !(path.starts_with("antminer/") || path.starts_with("cgminer_generic/")) {
-            continue;
-        }
         listed.push(path.to_string());
-        let web = [
-            "_web_",
-            "get_system_info",
-            "system_info",
-            "get_miner_conf",
-            "set_miner_conf",
-            "overview",
-            "network_info",
-            "psu_status",
-        ]
-        .iter()
-        .any(|w| path.contains(w));
-        let is_rpc = request.starts_with("{\"command\"") || request == "(unknown command)";
-        assert_eq!(
-            is_rpc, !web,
-            "{path}: request {request:?} disagrees with its name"
-        );
-        if is_rpc {
+        if is_tcp_reply(path, request) {
             rpc.push(format!("fixtures/{path}"));
         }
     }
     // The index covers every file on disk, so nothing escapes the test.
-    for dir in ["antminer", "cgminer_generic"] {
-        for entry in std::fs::read_dir(shared_path(&format!("fixtures/{dir}"))).unwrap() {
-            let name = format!("{dir}/{}", entry.unwrap().file_name().to_string_lossy());
+    for dir in std::fs::read_dir(shared_path("fixtures")).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let vendor = dir.file_name().unwrap().to_string_lossy().to_string();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = format!("{vendor}/{}", entry.unwrap().file_name().to_string_lossy());
             assert!(listed.contains(&name), "{name} is not in SOURCES.tsv");
         }
     }
     rpc
 }
 
+/// The miner's own refusals among the fixtures, with what they say.
+const ERROR_REPLIES: &[(&str, &str, &str)] = &[
+    ("VolcMiner-D1_invalid-command_ERROR.json", "E", "Invalid command"),
+    (
+        "M30S-new-firmware_multi_pools-summary-edevs.json",
+        "E",
+        "Missing JSON 'command'",
+    ),
+    ("Avalon1047-old_ascset_0_setpool.json", "E", "failed"),
+    (
+        "M31S-20201220_write-writeapi-disabled_enc-response_decrypted.json",
+        "E",
+        "can't access write cmd",
+    ),
+];
+
 #[test]
-fn every_rpc_reply_parses_and_has_a_readable_status() {
+fn every_rpc_reply_of_every_vendor_parses_and_has_a_readable_status() {
     let files = rpc_fixtures();
-    // 56 + 21: the two directories minus their web/CGI bodies.
-    assert_eq!(
-        files.len(),
-        77,
-        "RPC replies in antminer/ + cgminer_generic/"
-    );
+    assert_eq!(files.len(), 221, "TCP API replies in fixtures/");
+    let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
     for rel in &files {
-        let v = parsed(rel);
-        let status = reply::check_status(&v);
-        if rel.contains("_ERROR") {
-            let e = status.unwrap_err();
-            assert_eq!(
-                (e.status.as_str(), e.msg.as_str()),
-                ("E", "Invalid command"),
-                "{rel}"
-            );
-        } else {
-            status.unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let name = rel.rsplit('/').next().unwrap();
+        let bytes = raw(rel);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            // Avalon `ascset|0,reboot,0`: the miner closes without a reply.
+            assert!(matches!(repair::parse_reply(&bytes), Err(repair::ParseError::Empty)));
+            *by_kind.entry("empty").or_default() += 1;
+            continue;
         }
+        let v = parsed(rel);
+        let kind = if v.get("enc").is_some() {
+            // Encrypted Whatsminer write reply: opaque until decrypted.
+            assert!(v["enc"].is_string(), "{rel}");
+            "encrypted"
+        } else if v.get("code").is_some() {
+            reply::check_v3(&v).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            "whatsminer-v3"
+        } else if v.get("STATUS").is_none() && rel.contains("_multi_") {
+            // A joined reply: every part carries its own status.
+            let names: Vec<String> = v
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "id")
+                .cloned()
+                .collect();
+            assert!(names.len() >= 2, "{rel}");
+            let parts = reply::split_multi(v, names.iter().map(String::as_str)).unwrap();
+            for (name, part) in names.iter().zip(parts) {
+                reply::check_status(&part.unwrap()).unwrap_or_else(|e| panic!("{rel} {name}: {e}"));
+            }
+            "joined"
+        } else if v.get("STATUS").is_none() {
+            // ccminer's text form has no status section.
+            assert!(rel.contains("ccminer"), "{rel}: no STATUS");
+            "ccminer"
+        } else if let Some((_, status, msg)) = ERROR_REPLIES.iter().find(|(n, _, _)| *n == name) {
+            let e = reply::check_status(&v).unwrap_err();
+            assert_eq!((e.status.as_str(), e.msg.as_str()), (*status, *msg), "{rel}");
+            "error"
+        } else {
+            reply::check_status(&v).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            "ok"
+        };
+        *by_kind.entry(kind).or_default() += 1;
     }
+    assert_eq!(
+        by_kind.into_iter().collect::<Vec<_>>(),
+        [
+            ("ccminer", 3),
+            ("empty", 1),
+            ("encrypted", 2),
+            ("error", 4),
+            ("joined", 6),
+            ("ok", 200),
+            ("whatsminer-v3", 5),
+        ]
+    );
 }
 
-/// The correct form of a malformed fixture, made by fixing its one known defect by hand.
+/// The correct form of a malformed fixture, made by fixing its known defects by hand.
 fn corrected(rel: &str, bytes: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
-    let fixed = if text.matches("}{").count() == 1 {
-        text.replace("}{", "},{")
-    } else if let Some(stripped) = text.trim_end().strip_suffix("}\"}") {
-        format!("{stripped}}}") // S9k: `...,"id":1}"}`
-    } else if text.trim_end().contains('\n') {
-        text.trim_end().replace('\n', "\\n") // StrongU: raw newline inside a string
-    } else {
-        panic!("{rel}: no known defect to correct");
-    };
-    fixed.into_bytes()
+    let mut text = String::from_utf8(bytes.to_vec()).unwrap();
+    let original = text.clone();
+    if text.matches("}{").count() == 1 {
+        text = text.replace("}{", "},{");
+    }
+    if let Some(stripped) = text.trim_end().strip_suffix("}\"}") {
+        text = format!("{stripped}}}"); // S9k: `...,"id":1}"}`
+    } else if let Some(stripped) = text.trim_end().strip_suffix("}\"") {
+        text = format!("{stripped}}}"); // Avalon: `...,"id":1}"`
+    }
+    if text.contains("\\'") {
+        text = text.replace("\\'", "'"); // Whatsminer: `\'` is no JSON escape
+    }
+    if text.contains(":nan,") {
+        text = text.replace(":nan,", ":null,"); // Avalon: bare nan
+    }
+    if text.trim_end().contains('\n') && serde_json::from_str::<Value>(&text).is_err() {
+        text = text.trim_end().replace('\n', "\\n"); // StrongU: raw newline inside a string
+    }
+    assert_ne!(text, original, "{rel}: no known defect to correct");
+    text.into_bytes()
 }
 
 #[test]
@@ -97,35 +179,87 @@ fn malformed_replies_give_what_the_correct_reply_gives() {
     let mut malformed = Vec::new();
     for rel in rpc_fixtures() {
         let bytes = raw(&rel);
-        if serde_json::from_slice::<Value>(&bytes).is_ok() {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if serde_json::from_slice::<Value>(&bytes).is_ok() || first != Some(&b'{') {
             continue;
         }
         let good: Value = serde_json::from_slice(&corrected(&rel, &bytes))
             .unwrap_or_else(|e| panic!("{rel}: the hand-corrected form is not JSON: {e}"));
         assert_eq!(parsed(&rel), good, "{rel}");
-        malformed.push(rel.rsplit('/').next().unwrap().to_string());
+        malformed.push(rel.trim_start_matches("fixtures/").to_string());
     }
     malformed.sort();
     assert_eq!(
         malformed,
         [
-            "Blackminer-F1-Ultra_stats.json",
-            "D3_stats.json",
-            "L3_stats.json",
-            "L3_stats_v2.json",
-            "S9-bad-temps_stats.json",
-            "S9k_version.json",
-            "StrongU-STU-6_pools.json",
-            "VolcMiner-D1_stats_MALFORMED-concat.json",
-            "Z11-chipless_stats.json",
-            "Z11_stats.json",
+            "antminer/D3_stats.json",
+            "antminer/L3_stats.json",
+            "antminer/L3_stats_v2.json",
+            "antminer/S9-bad-temps_stats.json",
+            "antminer/S9k_version.json",
+            "antminer/Z11-chipless_stats.json",
+            "antminer/Z11_stats.json",
+            "antminer_altfw/S9-mskminer_stats.json",
+            "avalon/Avalon10XX_multi_pools-summary-stats_v2.json",
+            "cgminer_generic/Blackminer-F1-Ultra_stats.json",
+            "cgminer_generic/StrongU-STU-6_pools.json",
+            "cgminer_generic/VolcMiner-D1_stats_MALFORMED-concat.json",
+            "hiveon/S9-Hiveon_stats.json",
+            "vnish/S9-NiceHash_stats.json",
+            "whatsminer/M20S-new-firmware_summary.json",
         ]
     );
 }
 
+/// All families' normalisation of one parsed file, for robustness checks.
+pub(super) fn normalize_everywhere(v: &Value) -> Vec<MinerStats> {
+    let mut all = Replies::default();
+    for c in Command::ALL {
+        all.set(c, v.clone());
+    }
+    [
+        Family::Antminer,
+        Family::Braiins,
+        Family::LuxOs,
+        Family::Whatsminer,
+        Family::WhatsminerV3,
+        Family::Avalon,
+        Family::Hiveon,
+        Family::Vnish,
+        Family::Cgminer,
+    ]
+    .into_iter()
+    .map(|f| dialect::normalize(f, &all))
+    .collect()
+}
+
+/// Every float of a normalized record, for finiteness checks.
+pub(super) fn floats(s: &MinerStats) -> Vec<f64> {
+    let mut out: Vec<f64> = [
+        s.hashrate,
+        s.hashrate_avg,
+        s.hashrate_ideal,
+        s.power,
+        s.power_limit,
+        s.fan_duty,
+        s.inlet_temp,
+        s.outlet_temp,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for b in &s.boards {
+        out.extend([b.hashrate, b.hashrate_ideal, b.temp_max, b.temp_avg].into_iter().flatten());
+        out.extend(&b.board_temps);
+        out.extend(&b.chip_temps);
+    }
+    out.extend(s.fans.iter().map(|f| f.speed));
+    out
+}
+
 #[test]
-fn every_fixture_and_case_input_is_handled_without_panic() {
-    // All vendors, web bodies included: the parser and both dialects must survive anything.
+fn every_fixture_and_case_input_is_handled_by_every_dialect_without_panic() {
+    // All vendors, web bodies included: the parser and all dialects must survive anything.
     let mut files = Vec::new();
     for dir in ["fixtures", "cases/inputs"] {
         let mut stack = vec![shared_path(dir)];
@@ -148,24 +282,13 @@ fn every_fixture_and_case_input_is_handled_without_panic() {
             continue;
         };
         parsed_ok += 1;
-        let all = Replies {
-            version: Some(v.clone()),
-            summary: Some(v.clone()),
-            pools: Some(v.clone()),
-            stats: Some(v.clone()),
-            devs: Some(v),
-        };
-        for family in [Family::Antminer, Family::Cgminer] {
-            let s = dialect::normalize(family, &all);
-            for x in [s.hashrate, s.hashrate_avg, s.hashrate_ideal, s.power]
-                .into_iter()
-                .flatten()
-            {
+        for s in normalize_everywhere(&v) {
+            for x in floats(&s) {
                 assert!(x.is_finite(), "{}", path.display());
             }
         }
     }
-    assert!(parsed_ok > 290, "only {parsed_ok} files parsed");
+    assert!(parsed_ok > 320, "only {parsed_ok} files parsed");
 }
 
 #[test]
@@ -428,8 +551,10 @@ fn non_sha256_antminers_report_in_their_own_units() {
     assert_rates(&board_rates(&s), &[42.59e3, 47.84e3, 55.04e3]);
 
     // rate_unit wins over the model default: an L3 stats block declaring TH/s.
-    let mut r = replies(&[(Stats, "fixtures/antminer/L3_stats.json")]);
-    r.stats.as_mut().unwrap()["STATS"][1]["rate_unit"] = "TH".into();
+    let mut stats = parsed("fixtures/antminer/L3_stats.json");
+    stats["STATS"][1]["rate_unit"] = "TH".into();
+    let mut r = Replies::default();
+    r.set(Stats, stats);
     let s = dialect::normalize(Family::Antminer, &r);
     assert_rate(s.hashrate, 504.56e12);
 }
@@ -509,10 +634,8 @@ fn stats_survive_every_key_deleted_in_turn() {
     for key in keys {
         let mut stats = base.clone();
         stats["STATS"][1].as_object_mut().unwrap().remove(&key);
-        let r = Replies {
-            stats: Some(stats),
-            ..Replies::default()
-        };
+        let mut r = Replies::default();
+        r.set(Stats, stats);
         let s = dialect::normalize(Family::Antminer, &r);
         assert!(s.boards.len() <= 3, "{key}");
     }
@@ -539,7 +662,7 @@ fn truncated_replies_never_panic() {
 #[test]
 #[ignore = "timing; run in release"]
 fn perf_parse_and_normalize() {
-    use crate::miner::{detect, reply};
+
     let joined = |prefix: &str, parts: &[&str]| {
         let bodies: Vec<(&str, Vec<u8>)> = parts
             .iter()
@@ -585,9 +708,8 @@ fn perf_parse_and_normalize() {
                 }
             }
             let family = r
-                .version
-                .as_ref()
-                .map_or(Family::Antminer, detect::family_from_version);
+                .get(Command::Version)
+                .map_or(Family::Antminer, |v| detect::classify(Some(v), None).0);
             std::hint::black_box(dialect::normalize(family, &r));
         }
         let per = started.elapsed() / n;

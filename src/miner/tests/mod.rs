@@ -5,8 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cases;
+mod detection;
+mod families;
 mod fixtures;
 mod poll;
+mod poll_families;
+mod props;
 mod server;
 
 use std::path::PathBuf;
@@ -14,7 +18,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::dialect::{self, Command, Replies};
-use super::repair;
+use super::{detect, repair, reply};
 use crate::model::{Family, MinerStats};
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/");
@@ -43,12 +47,22 @@ fn replies(files: &[(Command, &str)]) -> Replies {
     r
 }
 
+/// Normalized stats of `family` from fixture files.
+fn read(family: Family, files: &[(Command, &str)]) -> MinerStats {
+    dialect::normalize(family, &replies(files))
+}
+
 fn antminer(files: &[(Command, &str)]) -> MinerStats {
-    dialect::normalize(Family::Antminer, &replies(files))
+    read(Family::Antminer, files)
 }
 
 fn generic(files: &[(Command, &str)]) -> MinerStats {
-    dialect::normalize(Family::Cgminer, &replies(files))
+    read(Family::Cgminer, files)
+}
+
+/// A fixture under `fixtures/`.
+fn fx(rel: &str) -> String {
+    format!("fixtures/{rel}")
 }
 
 /// `actual` equals `expected` up to float rounding of the unit conversion.

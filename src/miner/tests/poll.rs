@@ -20,7 +20,7 @@ fn limits(connect_ms: u64, read_ms: u64) -> Limits {
 
 /// A miner that answers single commands from `per_command` and joined ones by assembling the
 /// sub-replies, or refuses joins when `joins` is false. Unknown commands get code 14.
-fn miner_script(
+pub(super) fn miner_script(
     joins: bool,
     per_command: impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static,
 ) -> impl Fn(&str) -> Vec<Step> + Send + Sync + 'static {
@@ -46,7 +46,7 @@ fn s19_pro(command: &str) -> Option<Vec<u8>> {
         .then(|| raw(&format!("fixtures/antminer/S19Pro-2022fw_{command}.json")))
 }
 
-fn sorted(mut v: Vec<String>) -> Vec<String> {
+pub(super) fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
 }
@@ -67,11 +67,11 @@ async fn c13_refused_join_falls_back_to_single_commands_and_is_remembered() {
     assert_eq!(s.pools.len(), 3);
     assert_eq!(s.identity.model.as_deref(), Some("S19 Pro"));
     let first = server.log.take_requests();
-    assert_eq!(first[0], "version+summary+pools+stats");
-    assert_eq!(
-        sorted(first[1..].to_vec()),
-        ["devs", "pools", "stats", "summary", "version"]
-    );
+    // Detection: the joined probe is refused, then version and devdetails (denied) alone.
+    assert_eq!(first[0], "version+devdetails");
+    assert_eq!(sorted(first[1..3].to_vec()), ["devdetails", "version"]);
+    assert_eq!(first[3], "version+summary+pools+stats");
+    assert_eq!(sorted(first[4..].to_vec()), ["pools", "stats", "summary"]);
 
     // Next cycle: no join attempt, and no `version` (the stats block re-checks the family).
     let s = poll(server.addr, &mut memory, &limits(1000, 3000))
@@ -86,7 +86,7 @@ async fn c13_refused_join_falls_back_to_single_commands_and_is_remembered() {
 }
 
 #[tokio::test]
-async fn stock_antminer_accepting_joins_costs_one_round_trip() {
+async fn stock_antminer_accepting_joins_costs_one_round_trip_per_poll() {
     // S9 whose stats carry the `}{` defect, inside a joined reply without a summary part.
     let server = serve(miner_script(true, |c| {
         matches!(c, "version" | "pools" | "stats")
@@ -97,7 +97,16 @@ async fn stock_antminer_accepting_joins_costs_one_round_trip() {
     let s = poll(server.addr, &mut memory, &limits(1000, 3000))
         .await
         .unwrap();
-    assert_eq!(server.log.requests(), ["version+summary+pools+stats"]);
+    // First contact: one detection probe, then the poll.
+    assert_eq!(
+        server.log.take_requests(),
+        ["version+devdetails", "version+summary+pools+stats"]
+    );
+    let again = poll(server.addr, &mut memory, &limits(1000, 3000))
+        .await
+        .unwrap();
+    assert_eq!(server.log.take_requests(), ["version+summary+pools+stats"]);
+    assert_eq!(again.hashrate, s.hashrate);
     assert_eq!(memory.multicommand(), Some(true));
     assert_eq!(memory.family(), Some(Family::Antminer));
     assert_eq!(s.family, Some(Family::Antminer));
@@ -124,14 +133,22 @@ async fn a_wrong_cached_family_does_not_stick() {
     let mut memory = MinerMemory {
         family: Some(Family::Antminer),
         multicommand: Some(true),
+        ..MinerMemory::default()
     };
     let s = poll(server.addr, &mut memory, &limits(1000, 3000))
         .await
         .unwrap();
     assert_eq!(memory.family(), Some(Family::Cgminer));
+    // The version part names no Antminer: detect again (the unmarked version earns a look at
+    // `stats`, refused here), then the generic join, all within this poll.
     assert_eq!(
         server.log.take_requests(),
-        ["version+summary+pools+stats", "devs"]
+        [
+            "version+summary+pools+stats",
+            "version+devdetails",
+            "stats",
+            "version+summary+pools+devs"
+        ]
     );
     assert_rate(s.hashrate, 397759.08e6);
     assert_eq!(s.boards.len(), 2);
@@ -147,6 +164,7 @@ async fn a_wrong_cached_family_does_not_stick() {
     let mut memory = MinerMemory {
         family: Some(Family::Cgminer),
         multicommand: Some(true),
+        ..MinerMemory::default()
     };
     let s = poll(server.addr, &mut memory, &limits(1000, 3000))
         .await
@@ -154,7 +172,11 @@ async fn a_wrong_cached_family_does_not_stick() {
     assert_eq!(memory.family(), Some(Family::Antminer));
     assert_eq!(
         server.log.requests(),
-        ["version+summary+pools+devs", "stats"]
+        [
+            "version+summary+pools+devs",
+            "version+devdetails",
+            "version+summary+pools+stats"
+        ]
     );
     assert_rates(&board_rates(&s), &[37603.30e9, 35536.22e9, 37427.38e9]);
 }
@@ -163,24 +185,36 @@ async fn a_wrong_cached_family_does_not_stick() {
 async fn single_command_mode_rechecks_the_family_on_the_stats_block() {
     // Cached stock Antminer without joins, now running LuxOS (Antminer type, LUXminer software).
     let server = serve(miner_script(false, |c| {
-        matches!(c, "version" | "summary" | "pools" | "stats" | "devs")
-            .then(|| raw(&format!("fixtures/luxos/S19kPro-2025.4_{c}.json")))
+        matches!(
+            c,
+            "version" | "summary" | "pools" | "stats" | "devs" | "temps" | "fans" | "power" | "config"
+        )
+        .then(|| raw(&format!("fixtures/luxos/S19kPro-2025.4_{c}.json")))
     }))
     .await;
     let mut memory = MinerMemory {
         family: Some(Family::Antminer),
         multicommand: Some(false),
+        ..MinerMemory::default()
     };
     let s = poll(server.addr, &mut memory, &limits(1000, 3000))
         .await
         .unwrap();
-    assert_eq!(memory.family(), Some(Family::Cgminer));
+    assert_eq!(memory.family(), Some(Family::LuxOs));
+    let requests = server.log.requests();
+    // Singles (stats says LUXminer), detection, then the LuxOS plan, refused as a join.
+    assert_eq!(sorted(requests[..3].to_vec()), ["pools", "stats", "summary"]);
+    assert_eq!(requests[3], "version+devdetails");
     assert_eq!(
-        sorted(server.log.requests()),
-        ["devs", "pools", "stats", "summary", "version"]
+        requests.iter().filter(|r| r.contains('+')).count(),
+        2,
+        "{requests:?}"
     );
+    assert!(requests.contains(&"config".to_string()));
     assert_rate(s.hashrate, 59756.06e9);
     assert_eq!(s.boards.len(), 3);
+    assert_eq!(s.identity.mac.as_deref(), Some("62:f7:5e:b7:10:46"));
+    assert_eq!(s.power, Some(1051.0));
 }
 
 #[tokio::test]

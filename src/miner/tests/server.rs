@@ -73,16 +73,39 @@ pub async fn serve(script: impl Fn(&str) -> Vec<Step> + Send + Sync + 'static) -
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut buf = [0u8; 4096];
-                    // cgminer reads once; read until the request object closes to be safe.
-                    while !request.ends_with(b"}") {
+                    // cgminer reads once; read until the request object closes to be safe. A
+                    // Whatsminer v3 request is a 4-byte length and that many bytes.
+                    loop {
+                        let prefixed = request.first().is_some_and(|&b| b != b'{');
+                        let done = if prefixed {
+                            request.len() >= 4
+                                && request.len()
+                                    >= 4 + u32::from_le_bytes([request[0], request[1], request[2], request[3]]) as usize
+                        } else {
+                            request.ends_with(b"}")
+                        };
+                        if done {
+                            break;
+                        }
                         match sock.read(&mut buf).await {
                             Ok(0) | Err(_) => break,
                             Ok(n) => request.extend_from_slice(&buf[..n]),
                         }
                     }
-                    let command = serde_json::from_slice::<serde_json::Value>(&request)
+                    let body = if request.first().is_some_and(|&b| b != b'{') && request.len() >= 4 {
+                        &request[4..]
+                    } else {
+                        &request[..]
+                    };
+                    let command = serde_json::from_slice::<serde_json::Value>(body)
                         .ok()
-                        .and_then(|v| v["command"].as_str().map(str::to_string))
+                        .and_then(|v| {
+                            let c = v["command"].as_str().or(v["cmd"].as_str())?.to_string();
+                            Some(match v["param"].as_str() {
+                                Some(p) => format!("{c} {p}"),
+                                None => c,
+                            })
+                        })
                         .unwrap_or_default();
                     log.requests.lock().unwrap().push(command.clone());
                     for step in script(&command) {
@@ -113,5 +136,17 @@ pub async fn serve(script: impl Fn(&str) -> Vec<Step> + Send + Sync + 'static) -
 pub fn nul_reply(body: &[u8]) -> Vec<Step> {
     let mut bytes = body.to_vec();
     bytes.push(0);
+    vec![Step::Send(bytes)]
+}
+
+/// A Whatsminer API v3 reply: the JSON behind its 4-byte little-endian length.
+pub fn v3_reply(body: &[u8]) -> Vec<Step> {
+    let end = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let body = &body[..end];
+    let mut bytes = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
+    bytes.extend_from_slice(body);
     vec![Step::Send(bytes)]
 }
