@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod demo;
 pub mod foreman;
 pub mod logging;
+pub mod metrics;
 pub mod miner;
 pub mod model;
 pub mod poller;

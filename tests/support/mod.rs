@@ -52,6 +52,12 @@ impl Site {
 
     /// Writes a daemon config for this site and returns its path.
     pub fn write_config(&self, interval: &str, extra: &str) -> PathBuf {
+        // Tests run side by side: no shared metrics port unless a test asks for one.
+        let metrics = if extra.contains("[metrics]") {
+            ""
+        } else {
+            "[metrics]\nenabled = false\n"
+        };
         let text = format!(
             r#"[foreman]
 base_url = "{url}"
@@ -70,7 +76,7 @@ path = "{db}"
 min_backoff = "200ms"
 max_backoff = "1s"
 backlog_rate = 100
-{extra}
+{metrics}{extra}
 "#,
             url = self.foreman.url(),
             key = self.foreman.api_key(),
@@ -119,6 +125,13 @@ impl Daemon {
             "daemon did not stop within 15 s of SIGTERM; log:\n{}",
             self.log_text()
         );
+    }
+
+    /// Fails the test with the daemon's log if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("daemon exited ({status}); log:\n{}", self.log_text());
+        }
     }
 
     /// SIGKILL: no chance to clean up.
