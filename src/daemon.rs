@@ -18,6 +18,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::{Compress, Config};
 use crate::foreman::retry::Backoff;
 use crate::foreman::ForemanClient;
+use crate::heartbeat::Heartbeats;
 use crate::metrics::CycleSummary;
 use crate::poller::Poller;
 use crate::store::{AssignedMiner, DropReason, Drops, PollRecord, Store, StoreOptions};
@@ -30,6 +31,10 @@ pub struct DaemonHandle {
     pub pickaxe_id: String,
     pub uplink: watch::Receiver<UplinkState>,
     pub last_cycle: watch::Receiver<CycleSummary>,
+    /// What the watchdog checks.
+    pub heartbeats: Heartbeats,
+    /// Stops the uploader at once (reload), without the flush grace of a shutdown.
+    pub upload_stop: CancellationToken,
 }
 
 /// How the daemon stops.
@@ -92,6 +97,8 @@ pub async fn start(
         shutdown.clone(),
     ));
     let upload_stop = CancellationToken::new();
+    let upload_stop_handle = upload_stop.clone();
+    let heartbeats = Heartbeats::new(config.poll.interval + config.poll.timeout);
     tracker.spawn(
         Uploader {
             store: store.clone(),
@@ -101,6 +108,8 @@ pub async fn start(
             wake: wake.clone(),
             state: state_tx,
             compress: compress.clone(),
+            heartbeat: heartbeats.uploader.clone(),
+            request_timeout: config.foreman.request_timeout,
         }
         .run(upload_stop.clone()),
     );
@@ -121,6 +130,7 @@ pub async fn start(
         live_tx,
         wake,
         cycle_tx,
+        heartbeats.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(stop_uploader_after_flush(
@@ -135,28 +145,9 @@ pub async fn start(
         pickaxe_id,
         uplink: state_rx,
         last_cycle: cycle_rx,
+        heartbeats,
+        upload_stop: upload_stop_handle,
     })
-}
-
-/// Runs the daemon until `shutdown`, then waits (bounded) for its tasks to finish.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let grace = config.poll.timeout + Duration::from_secs(5);
-    let tracker = TaskTracker::new();
-    let options = StartOptions::default();
-    let grace = grace + options.flush_grace;
-    let handle = start(config, options, shutdown.clone(), &tracker).await?;
-    tracker.close();
-    shutdown.cancelled().await;
-    info!("Shutting down: finishing the cycle in flight.");
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        warn!(
-            ?grace,
-            "Tasks did not stop in time; what is committed is safe."
-        );
-    }
-    handle.store.close().await;
-    info!("Stopped.");
-    Ok(())
 }
 
 /// Shutdown order: once polling has stopped and its last cycle is stored, let the uploader
@@ -204,6 +195,7 @@ async fn poll_loop(
     live: watch::Sender<Option<i64>>,
     wake: Arc<Notify>,
     last_cycle: watch::Sender<CycleSummary>,
+    beats: Heartbeats,
     shutdown: CancellationToken,
 ) {
     let poll = &config.poll;
@@ -220,7 +212,9 @@ async fn poll_loop(
     let mut ticker = tokio::time::interval(poll.interval);
     // A cycle that overruns its interval makes the next one start late, never stack up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let promise = poll.interval + poll.timeout;
     loop {
+        beats.poller.beat(promise);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
@@ -240,7 +234,10 @@ async fn poll_loop(
         };
         let cycle_ms = taken_at.timestamp_millis();
         match write_with_retry(&store, cycle_ms, &batches, &cycle.records, &shutdown).await {
-            Ok(drops) => drop_log.observe(&drops),
+            Ok(drops) => {
+                beats.store.beat(promise);
+                drop_log.observe(&drops);
+            }
             Err(e) => {
                 error!(error = %e, samples = cycle.samples.len(), "Cannot store a cycle; its samples are lost.");
                 continue;

@@ -18,6 +18,7 @@ use crate::config::UploadConfig;
 use crate::foreman::metrics::{report, Sample};
 use crate::foreman::retry::Backoff;
 use crate::foreman::{ForemanClient, ForemanError};
+use crate::heartbeat::Heartbeat;
 use crate::store::{CycleBatch, Store, StoredBatch};
 
 /// Cuts a cycle's samples into Foreman-sized batches, each serialized and gzipped once.
@@ -113,6 +114,10 @@ pub struct Uploader {
     pub state: watch::Sender<UplinkState>,
     /// Send bodies gzip'd (Foreman's appConfig `compressMetrics`, or the config).
     pub compress: Arc<std::sync::atomic::AtomicBool>,
+    /// Fed before every wait with how long the wait may take (watchdog).
+    pub heartbeat: Heartbeat,
+    /// Longest one upload request may take.
+    pub request_timeout: Duration,
 }
 
 impl Uploader {
@@ -126,6 +131,7 @@ impl Uploader {
                 return;
             }
             let live = *self.live_cycle.borrow_and_update();
+            self.heartbeat.beat(Duration::from_secs(5));
             let batch = match self.store.next_batch(live).await {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -152,6 +158,7 @@ impl Uploader {
                 if let Some(last) = last_backlog_send {
                     let ready = last + backlog_gap;
                     if Instant::now() < ready {
+                        self.heartbeat.beat(backlog_gap);
                         tokio::select! {
                             _ = shutdown.cancelled() => return,
                             _ = tokio::time::sleep_until(ready) => {}
@@ -162,6 +169,7 @@ impl Uploader {
                 }
                 last_backlog_send = Some(Instant::now());
             }
+            self.heartbeat.beat(self.request_timeout);
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 outcome = self.send(&batch) => outcome,
@@ -215,6 +223,7 @@ impl Uploader {
                         warn!(error = %e, retry_in = ?delay, failures = backoff.failures(), "Upload failed; data stays buffered.");
                     }
                     self.set_state(state).await;
+                    self.heartbeat.beat(delay);
                     if sleep_or_cancel(delay, &shutdown).await {
                         return;
                     }
