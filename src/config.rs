@@ -26,6 +26,28 @@ pub struct Config {
     pub miners: Vec<StaticMiner>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The local Prometheus endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "defaults::metrics_enabled")]
+    pub enabled: bool,
+    /// Address of `/metrics`; loopback by default so nothing is exposed to the LAN.
+    #[serde(default = "defaults::metrics_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: defaults::metrics_enabled(),
+            listen: defaults::metrics_listen(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,6 +172,18 @@ pub struct UploadConfig {
     pub min_backoff: Duration,
     #[serde(default = "defaults::max_backoff", deserialize_with = "duration")]
     pub max_backoff: Duration,
+    /// Gzip metrics bodies: `auto` follows Foreman's appConfig `compressMetrics`.
+    #[serde(default)]
+    pub compress: Compress,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compress {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 impl Default for UploadConfig {
@@ -159,6 +193,7 @@ impl Default for UploadConfig {
             backlog_rate: defaults::backlog_rate(),
             min_backoff: defaults::min_backoff(),
             max_backoff: defaults::max_backoff(),
+            compress: Compress::default(),
         }
     }
 }
@@ -222,6 +257,12 @@ mod defaults {
     }
     pub fn max_backoff() -> Duration {
         Duration::from_secs(300)
+    }
+    pub fn metrics_enabled() -> bool {
+        true
+    }
+    pub fn metrics_listen() -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], 9464))
     }
     pub fn miner_port() -> u16 {
         4028
@@ -371,7 +412,10 @@ impl Config {
             return Err(ConfigError::new("store.path", "is empty"));
         }
         if self.store.max_buffer_mb == 0 {
-            return Err(ConfigError::new("store.max_buffer_mb", "must be at least 1"));
+            return Err(ConfigError::new(
+                "store.max_buffer_mb",
+                "must be at least 1",
+            ));
         }
         positive("store.max_age", self.store.max_age)?;
 

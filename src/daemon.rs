@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Compress, Config};
 use crate::foreman::retry::Backoff;
 use crate::foreman::ForemanClient;
+use crate::heartbeat::Heartbeats;
+use crate::metrics::CycleSummary;
 use crate::poller::Poller;
 use crate::store::{AssignedMiner, DropReason, Drops, PollRecord, Store, StoreOptions};
 use crate::uplink::{encode_cycle, sleep_or_cancel, UplinkState, Uploader};
@@ -27,6 +30,11 @@ pub struct DaemonHandle {
     pub store: Store,
     pub pickaxe_id: String,
     pub uplink: watch::Receiver<UplinkState>,
+    pub last_cycle: watch::Receiver<CycleSummary>,
+    /// What the watchdog checks.
+    pub heartbeats: Heartbeats,
+    /// Stops the uploader at once (reload), without the flush grace of a shutdown.
+    pub upload_stop: CancellationToken,
 }
 
 /// How the daemon stops.
@@ -72,6 +80,7 @@ pub async fn start(
     let (live_tx, live_rx) = watch::channel(None);
     let (state_tx, state_rx) = watch::channel(UplinkState::Starting);
     let wake = Arc::new(Notify::new());
+    let compress = Arc::new(AtomicBool::new(config.upload.compress == Compress::Always));
 
     tracker.spawn(announce_start(
         client.clone(),
@@ -84,9 +93,12 @@ pub async fn start(
         config.clone(),
         static_miners,
         targets_tx,
+        compress.clone(),
         shutdown.clone(),
     ));
     let upload_stop = CancellationToken::new();
+    let upload_stop_handle = upload_stop.clone();
+    let heartbeats = Heartbeats::new(config.poll.interval + config.poll.timeout);
     tracker.spawn(
         Uploader {
             store: store.clone(),
@@ -95,15 +107,30 @@ pub async fn start(
             live_cycle: live_rx,
             wake: wake.clone(),
             state: state_tx,
+            compress: compress.clone(),
+            heartbeat: heartbeats.uploader.clone(),
+            request_timeout: config.foreman.request_timeout,
         }
         .run(upload_stop.clone()),
     );
+    let (cycle_tx, cycle_rx) = watch::channel(CycleSummary::default());
+    if config.metrics.enabled {
+        tracker.spawn(crate::metrics::serve(
+            config.metrics.listen,
+            store.clone(),
+            state_rx.clone(),
+            cycle_rx.clone(),
+            upload_stop.clone(),
+        ));
+    }
     let poller = tracker.spawn(poll_loop(
         config,
         store.clone(),
         targets_rx,
         live_tx,
         wake,
+        cycle_tx,
+        heartbeats.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(stop_uploader_after_flush(
@@ -117,28 +144,10 @@ pub async fn start(
         store,
         pickaxe_id,
         uplink: state_rx,
+        last_cycle: cycle_rx,
+        heartbeats,
+        upload_stop: upload_stop_handle,
     })
-}
-
-/// Runs the daemon until `shutdown`, then waits (bounded) for its tasks to finish.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let grace = config.poll.timeout + Duration::from_secs(5);
-    let tracker = TaskTracker::new();
-    let options = StartOptions::default();
-    let grace = grace + options.flush_grace;
-    let handle = start(config, options, shutdown.clone(), &tracker).await?;
-    tracker.close();
-    shutdown.cancelled().await;
-    info!("Shutting down: finishing the cycle in flight.");
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        warn!(
-            ?grace,
-            "Tasks did not stop in time; what is committed is safe."
-        );
-    }
-    handle.store.close().await;
-    info!("Stopped.");
-    Ok(())
 }
 
 /// Shutdown order: once polling has stopped and its last cycle is stored, let the uploader
@@ -185,6 +194,8 @@ async fn poll_loop(
     mut targets: watch::Receiver<Vec<SocketAddr>>,
     live: watch::Sender<Option<i64>>,
     wake: Arc<Notify>,
+    last_cycle: watch::Sender<CycleSummary>,
+    beats: Heartbeats,
     shutdown: CancellationToken,
 ) {
     let poll = &config.poll;
@@ -201,7 +212,9 @@ async fn poll_loop(
     let mut ticker = tokio::time::interval(poll.interval);
     // A cycle that overruns its interval makes the next one start late, never stack up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let promise = poll.interval + poll.timeout;
     loop {
+        beats.poller.beat(promise);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
@@ -221,7 +234,10 @@ async fn poll_loop(
         };
         let cycle_ms = taken_at.timestamp_millis();
         match write_with_retry(&store, cycle_ms, &batches, &cycle.records, &shutdown).await {
-            Ok(drops) => drop_log.observe(&drops),
+            Ok(drops) => {
+                beats.store.beat(promise);
+                drop_log.observe(&drops);
+            }
             Err(e) => {
                 error!(error = %e, samples = cycle.samples.len(), "Cannot store a cycle; its samples are lost.");
                 continue;
@@ -229,6 +245,13 @@ async fn poll_loop(
         }
         live.send_replace(Some(cycle_ms));
         wake.notify_one();
+        last_cycle.send_replace(CycleSummary {
+            miners: list.len(),
+            ok: cycle.samples.len(),
+            failed: cycle.failures(),
+            seconds: cycle.elapsed.as_secs_f64(),
+            at_ms: cycle_ms,
+        });
         info!(
             miners = list.len(),
             ok = cycle.samples.len(),
@@ -252,7 +275,11 @@ impl DropEpisodes {
         for (reason, dropped) in drops.by_reason() {
             let total = self.ongoing.entry(reason).or_insert(0);
             if *total == 0 {
-                error!(reason = reason.as_str(), samples = dropped.samples, "Buffer bound reached: dropping samples until it clears.");
+                error!(
+                    reason = reason.as_str(),
+                    samples = dropped.samples,
+                    "Buffer bound reached: dropping samples until it clears."
+                );
             }
             *total += dropped.samples;
         }
@@ -260,7 +287,11 @@ impl DropEpisodes {
         self.ongoing.retain(|reason, total| {
             let goes_on = now.contains(reason);
             if !goes_on {
-                warn!(reason = reason.as_str(), samples = *total, "Buffer bound no longer hit; samples dropped in that episode.");
+                warn!(
+                    reason = reason.as_str(),
+                    samples = *total,
+                    "Buffer bound no longer hit; samples dropped in that episode."
+                );
             }
             goes_on
         });
@@ -299,6 +330,7 @@ async fn refresh_miners(
     config: Config,
     static_miners: Vec<SocketAddr>,
     targets: watch::Sender<Vec<SocketAddr>>,
+    compress: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new(config.upload.min_backoff, config.foreman.refresh_interval);
@@ -322,8 +354,12 @@ async fn refresh_miners(
                     info!(miners = merged.len(), "Miner list updated.");
                 }
                 targets.send_replace(merged);
-                if let Err(e) = client.app_config().await {
-                    debug!(error = %e, "appConfig not available.");
+                match client.app_config().await {
+                    Ok(app) if config.upload.compress == Compress::Auto => {
+                        compress.store(app.compress_metrics.unwrap_or(false), Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => debug!(error = %e, "appConfig not available."),
                 }
                 config.foreman.refresh_interval
             }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 use pickaxe::config::Config;
 
@@ -108,10 +107,8 @@ async fn run(path: PathBuf) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    pickaxe::logging::init(config.log.level.as_deref());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(pickaxe::signal::cancel_on_shutdown_signal(shutdown.clone()));
-    report(pickaxe::daemon::run(config, shutdown).await)
+    let log = pickaxe::logging::init(config.log.level.as_deref());
+    report(pickaxe::service::run(path, config, log).await)
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

@@ -59,7 +59,7 @@ impl Poller {
     pub async fn run_cycle(&mut self, targets: &[SocketAddr], taken_at: DateTime<Utc>) -> Cycle {
         let started = Instant::now();
         let at_ms = taken_at.timestamp_millis();
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let deadline = self.deadline;
         let mut previous = std::mem::take(&mut self.memories);
         let jobs: Vec<(SocketAddr, MinerMemory)> = targets
@@ -67,14 +67,10 @@ impl Poller {
             .map(|addr| (*addr, previous.remove(addr).unwrap_or_default()))
             .collect();
         let results: Vec<_> = futures::stream::iter(jobs)
-            .map(|(addr, mut memory)| {
-                let limits = limits.clone();
-                async move {
-                    let outcome =
-                        tokio::time::timeout(deadline, miner::poll(addr, &mut memory, &limits))
-                            .await;
-                    (addr, memory, outcome)
-                }
+            .map(|(addr, mut memory)| async move {
+                let outcome =
+                    tokio::time::timeout(deadline, miner::poll(addr, &mut memory, &limits)).await;
+                (addr, memory, outcome)
             })
             .buffer_unordered(self.concurrency)
             .collect()

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::config::Config;
 use crate::foreman::ForemanClient;
-use crate::store::{counter, Store};
+use crate::store::{counter, DropReason, Store};
 
 /// Prints identity, uplink, buffer and per-miner state from the state database. Works beside
 /// a running daemon (read-only, WAL).
@@ -47,6 +47,31 @@ pub async fn render(store: &Store, now_ms: i64) -> anyhow::Result<String> {
         "buffered:       {} samples in {} batches, {} bytes{oldest}",
         backlog.samples, backlog.batches, backlog.bytes
     )?;
+    let drain = store
+        .meta("drain_rate")
+        .await?
+        .unwrap_or_else(|| "-".into());
+    writeln!(out, "drain rate:     {drain} (last minute of uploads)")?;
+    let mut drops = Vec::new();
+    let mut dropped = 0;
+    for reason in DropReason::ALL {
+        let n = store.counter(reason.samples_counter()).await?;
+        dropped += n;
+        drops.push(format!("{n} {}", reason.as_str()));
+    }
+    writeln!(
+        out,
+        "dropped:        {} samples ({}); {} refused by Foreman (dead letter)",
+        dropped,
+        drops.join(", "),
+        store.counter(counter::DEAD_LETTER_SAMPLES).await?,
+    )?;
+    if let Some(file) = store.meta("last_corrupt_file").await? {
+        writeln!(
+            out,
+            "buffer reset:   a corrupt database was set aside as {file}"
+        )?;
+    }
     writeln!(
         out,
         "totals:         {} cycles, {} samples taken, {} uploaded, {} failed polls",

@@ -12,12 +12,13 @@ use flate2::Compression;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::UploadConfig;
 use crate::foreman::metrics::{report, Sample};
 use crate::foreman::retry::Backoff;
 use crate::foreman::{ForemanClient, ForemanError};
+use crate::heartbeat::Heartbeat;
 use crate::store::{CycleBatch, Store, StoredBatch};
 
 /// Cuts a cycle's samples into Foreman-sized batches, each serialized and gzipped once.
@@ -47,6 +48,35 @@ pub fn decode_body(body_gz: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut json = Vec::with_capacity(body_gz.len() * 4);
     GzDecoder::new(body_gz).read_to_end(&mut json)?;
     Ok(json)
+}
+
+/// Splits a stored batch's miners into two halves under derived idempotency keys (so a
+/// retried split is de-duplicated too). `None` for a batch of one miner.
+pub fn split_batch(batch: &StoredBatch) -> std::io::Result<Option<Vec<CycleBatch>>> {
+    let json = decode_body(&batch.body_gz)?;
+    let mut body: serde_json::Value = serde_json::from_slice(&json)?;
+    let Some(miners) = body.get_mut("miners").and_then(|m| m.as_array_mut()) else {
+        return Ok(None);
+    };
+    if miners.len() < 2 {
+        return Ok(None);
+    }
+    let second = miners.split_off(miners.len() / 2);
+    let first = std::mem::take(miners);
+    let mut parts = Vec::with_capacity(2);
+    for (n, half) in [first, second].into_iter().enumerate() {
+        let samples = half.len() as u32;
+        body["miners"] = serde_json::Value::Array(half);
+        let json = serde_json::to_vec(&body)?;
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&json)?;
+        parts.push(CycleBatch {
+            idempotency_key: format!("{}-{}", batch.idempotency_key, n + 1),
+            samples,
+            body_gz: gz.finish()?,
+        });
+    }
+    Ok(Some(parts))
 }
 
 /// The uplink's state as shown by status and the demo.
@@ -82,6 +112,12 @@ pub struct Uploader {
     /// Woken when a cycle is written.
     pub wake: Arc<Notify>,
     pub state: watch::Sender<UplinkState>,
+    /// Send bodies gzip'd (Foreman's appConfig `compressMetrics`, or the config).
+    pub compress: Arc<std::sync::atomic::AtomicBool>,
+    /// Fed before every wait with how long the wait may take (watchdog).
+    pub heartbeat: Heartbeat,
+    /// Longest one upload request may take.
+    pub request_timeout: Duration,
 }
 
 impl Uploader {
@@ -89,11 +125,13 @@ impl Uploader {
         let mut backoff = Backoff::new(self.config.min_backoff, self.config.max_backoff);
         let backlog_gap = Duration::from_secs_f64(1.0 / self.config.backlog_rate);
         let mut last_backlog_send: Option<Instant> = None;
+        let mut rate = DrainRate::default();
         loop {
             if shutdown.is_cancelled() {
                 return;
             }
             let live = *self.live_cycle.borrow_and_update();
+            self.heartbeat.beat(Duration::from_secs(5));
             let batch = match self.store.next_batch(live).await {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -120,6 +158,7 @@ impl Uploader {
                 if let Some(last) = last_backlog_send {
                     let ready = last + backlog_gap;
                     if Instant::now() < ready {
+                        self.heartbeat.beat(backlog_gap);
                         tokio::select! {
                             _ = shutdown.cancelled() => return,
                             _ = tokio::time::sleep_until(ready) => {}
@@ -130,6 +169,7 @@ impl Uploader {
                 }
                 last_backlog_send = Some(Instant::now());
             }
+            self.heartbeat.beat(self.request_timeout);
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 outcome = self.send(&batch) => outcome,
@@ -146,6 +186,12 @@ impl Uploader {
                     }
                     backoff.reset();
                     self.set_state(UplinkState::Ok).await;
+                    if let Some(per_second) = rate.record(batch.samples) {
+                        let _ = self
+                            .store
+                            .set_meta("drain_rate", &format!("{per_second:.0} samples/s"))
+                            .await;
+                    }
                     debug!(
                         batch = batch.id,
                         samples = batch.samples,
@@ -153,16 +199,31 @@ impl Uploader {
                         "Batch uploaded."
                     );
                 }
+                // This batch as is will never be accepted: split it, so one bad sample
+                // costs only itself, and set single samples aside with the server's reason.
+                Err(ForemanError::TooLarge) => {
+                    self.set_aside_or_split(&batch, 413, "request too large")
+                        .await
+                }
+                Err(ForemanError::Rejected { status, message }) => {
+                    self.set_aside_or_split(&batch, status, &message).await
+                }
                 Err(e) => {
-                    let delay = backoff.next_delay(e.retry_after());
+                    let mut delay = backoff.next_delay(e.retry_after());
                     let state = match &e {
-                        ForemanError::Auth { .. } => UplinkState::AuthFailed(e.to_string()),
+                        // A refused key will not heal by itself: retry slowly until it is
+                        // fixed (new key + reload), buffering all along.
+                        ForemanError::Auth { .. } => {
+                            delay = delay.max(self.config.max_backoff);
+                            UplinkState::AuthFailed(e.to_string())
+                        }
                         _ => UplinkState::Retrying(e.to_string()),
                     };
                     if backoff.failures() == 1 || backoff.failures().is_multiple_of(10) {
                         warn!(error = %e, retry_in = ?delay, failures = backoff.failures(), "Upload failed; data stays buffered.");
                     }
                     self.set_state(state).await;
+                    self.heartbeat.beat(delay);
                     if sleep_or_cancel(delay, &shutdown).await {
                         return;
                     }
@@ -187,11 +248,83 @@ impl Uploader {
     }
 
     async fn send(&self, batch: &StoredBatch) -> Result<(), ForemanError> {
+        if self.compress.load(std::sync::atomic::Ordering::Relaxed) {
+            // The stored body is already gzip: send it as it is.
+            return self
+                .client
+                .put_metrics(batch.body_gz.clone(), &batch.idempotency_key, true)
+                .await;
+        }
         let body = decode_body(&batch.body_gz).map_err(|e| ForemanError::Rejected {
             status: 0,
             message: format!("stored batch {} is unreadable: {e}", batch.id),
         })?;
-        self.client.put_metrics(body, &batch.idempotency_key).await
+        self.client
+            .put_metrics(body, &batch.idempotency_key, false)
+            .await
+    }
+
+    /// Halves a refused batch (keeping its cycle's place), or moves a single-miner batch to
+    /// the dead-letter table with the server's message.
+    async fn set_aside_or_split(&self, batch: &StoredBatch, status: u16, message: &str) {
+        let outcome = match split_batch(batch) {
+            Ok(Some(parts)) => {
+                info!(
+                    batch = batch.id,
+                    status,
+                    message,
+                    parts = parts.len(),
+                    "Foreman refused a batch; splitting it to isolate the cause."
+                );
+                self.store.split_batch(batch.id, &parts).await
+            }
+            _ => {
+                error!(
+                    batch = batch.id,
+                    samples = batch.samples,
+                    status,
+                    message,
+                    "Foreman refused a sample for good; it is kept in the dead-letter table."
+                );
+                self.store.dead_letter(batch.id, status, message).await
+            }
+        };
+        if let Err(e) = outcome {
+            warn!(error = %e, "Cannot set a refused batch aside; it will be retried.");
+        }
+    }
+}
+
+/// Samples uploaded per second over the last minute, published at most every 5 s.
+#[derive(Debug, Default)]
+struct DrainRate {
+    acks: std::collections::VecDeque<(Instant, i64)>,
+    published: Option<Instant>,
+}
+
+impl DrainRate {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn record(&mut self, samples: i64) -> Option<f64> {
+        let now = Instant::now();
+        self.acks.push_back((now, samples));
+        while self
+            .acks
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > Self::WINDOW)
+        {
+            self.acks.pop_front();
+        }
+        if self
+            .published
+            .is_some_and(|p| now.duration_since(p) < Duration::from_secs(5))
+        {
+            return None;
+        }
+        self.published = Some(now);
+        let first = self.acks.front().map(|(at, _)| *at).unwrap_or(now);
+        let span = now.duration_since(first).as_secs_f64().max(1.0);
+        Some(self.acks.iter().map(|(_, n)| *n).sum::<i64>() as f64 / span)
     }
 }
 

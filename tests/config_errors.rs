@@ -1,5 +1,7 @@
 //! A bad config is refused with a one-line error naming the key, and touches no state.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 fn run_with(config: &str) -> (i32, String, tempfile::TempDir) {

@@ -1,6 +1,8 @@
 //! The main job end to end: the real `pickaxe` binary polls a simulated fleet, buffers in
 //! SQLite and uploads to a fake Foreman over HTTPS, through an uplink outage and a SIGKILL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::net::Ipv4Addr;

@@ -1,6 +1,8 @@
 //! The poller against simulated miners on real sockets: one hung miner never delays the
 //! others (case C-15), and every miner gets exactly one outcome per cycle.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 

@@ -61,6 +61,9 @@ pub struct MinerConfigEntry {
 pub struct AppConfig {
     #[serde(default)]
     pub metrics_batch_size: Option<i64>,
+    /// Foreman accepts gzip'd metrics bodies.
+    #[serde(default)]
+    pub compress_metrics: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -228,9 +231,16 @@ impl ForemanClient {
         &self,
         body: Vec<u8>,
         idempotency_key: &str,
+        gzipped: bool,
     ) -> Result<(), ForemanError> {
         let url = self.url(&paths::metrics(&self.client_id, &self.pickaxe_id))?;
         let mut headers = self.auth_headers()?;
+        if gzipped {
+            headers.insert(
+                reqwest::header::CONTENT_ENCODING,
+                HeaderValue::from_static("gzip"),
+            );
+        }
         let key = HeaderValue::from_str(idempotency_key)
             .map_err(|_| ForemanError::Setup("invalid idempotency key".into()))?;
         headers.insert("Idempotency-Key", key);

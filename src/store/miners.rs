@@ -176,7 +176,10 @@ mod tests {
             hashrate: Some(1e14),
             error: None,
         };
-        store.write_cycle(10, &[], &[ok.clone()]).await.unwrap();
+        store
+            .write_cycle(10, &[], std::slice::from_ref(&ok))
+            .await
+            .unwrap();
         let failed = PollRecord {
             at_ms: 20,
             error: Some("timeout".into()),

@@ -158,7 +158,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        let options = SqliteConnectOptions::from_str("sqlite://")
+        let connect = SqliteConnectOptions::from_str("sqlite://")
             .map_err(open_err)?
             .filename(path)
             .create_if_missing(true)
@@ -173,7 +173,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(connect)
             .await
             .map_err(open_err)?;
         let check: String = sqlx::query_scalar("PRAGMA quick_check(1)")
@@ -214,22 +214,37 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(open_err)?
-            .filename(path)
-            .read_only(true);
-        let reader = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
-        Ok(Store {
+        // Reading a WAL database needs its shared-memory file: prefer a read-write handle
+        // (which may create it; we still only read), fall back to read-only for users
+        // without write access to the state directory.
+        let mut last_error = None;
+        for read_only in [false, true] {
+            let options = SqliteConnectOptions::from_str("sqlite://")
+                .map_err(open_err)?
+                .filename(path)
+                .create_if_missing(false)
+                .read_only(read_only)
+                .busy_timeout(Duration::from_secs(5));
+            match SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+            {
+                Ok(reader) => return Ok(Store::read_side(path, reader)),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(open_err(last_error.unwrap_or(sqlx::Error::PoolClosed)))
+    }
+
+    fn read_side(path: &Path, reader: SqlitePool) -> Store {
+        Store {
             writer: reader.clone(),
             reader,
             path: path.to_path_buf(),
             options: StoreOptions::default(),
             quarantined: None,
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -366,7 +381,11 @@ mod tests {
         let store = Store::open(&path).await.unwrap();
         let aside = store.quarantined().expect("set aside").to_path_buf();
         assert!(aside.exists());
-        assert_eq!(std::fs::read(&aside).unwrap(), bytes, "the damaged file is kept as it was");
+        assert_eq!(
+            std::fs::read(&aside).unwrap(),
+            bytes,
+            "the damaged file is kept as it was"
+        );
         assert_eq!(store.counter(counter::CORRUPT_RESETS).await.unwrap(), 1);
         assert_eq!(store.meta("pickaxe_id").await.unwrap(), None);
         // The fresh database works.

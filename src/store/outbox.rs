@@ -36,7 +36,11 @@ impl DropReason {
             DropReason::DiskLow => "dropped_batches_disk_low",
         }
     }
-    pub const ALL: [DropReason; 3] = [DropReason::MaxAge, DropReason::MaxBytes, DropReason::DiskLow];
+    pub const ALL: [DropReason; 3] = [
+        DropReason::MaxAge,
+        DropReason::MaxBytes,
+        DropReason::DiskLow,
+    ];
 }
 
 /// Samples and batches dropped under one reason.
@@ -82,10 +86,18 @@ impl Drops {
     }
     /// Samples and batches removed from the outbox (not counting refused new ones).
     fn samples_evicted(&self) -> i64 {
-        self.0.values().filter(|d| d.bytes > 0).map(|d| d.samples).sum()
+        self.0
+            .values()
+            .filter(|d| d.bytes > 0)
+            .map(|d| d.samples)
+            .sum()
     }
     fn batches_evicted(&self) -> i64 {
-        self.0.values().filter(|d| d.bytes > 0).map(|d| d.batches).sum()
+        self.0
+            .values()
+            .filter(|d| d.bytes > 0)
+            .map(|d| d.batches)
+            .sum()
     }
 }
 
@@ -154,7 +166,11 @@ impl Store {
         let refuse_new = opts.when_full == WhenFull::DropNewest && (over_bytes || disk_short > 0);
         let mut samples = 0i64;
         if refuse_new {
-            let reason = if over_bytes { DropReason::MaxBytes } else { DropReason::DiskLow };
+            let reason = if over_bytes {
+                DropReason::MaxBytes
+            } else {
+                DropReason::DiskLow
+            };
             let dropped: i64 = batches.iter().map(|b| i64::from(b.samples)).sum();
             drops.record(reason, batches.len() as i64, dropped, 0);
         } else {
@@ -198,11 +214,26 @@ impl Store {
         let kept_batches = if refuse_new { 0 } else { batches.len() as i64 };
         let kept_bytes = if refuse_new { 0 } else { new_bytes };
         bump(&mut tx, counter::CYCLES, 1).await?;
-        bump(&mut tx, counter::SAMPLES_TAKEN, batches.iter().map(|b| i64::from(b.samples)).sum()).await?;
+        bump(
+            &mut tx,
+            counter::SAMPLES_TAKEN,
+            batches.iter().map(|b| i64::from(b.samples)).sum(),
+        )
+        .await?;
         bump(&mut tx, counter::POLL_FAILURES, failures).await?;
         bump(&mut tx, counter::BATCHES_WRITTEN, kept_batches).await?;
-        bump(&mut tx, counter::OUTBOX_BATCHES, kept_batches - drops.batches_evicted()).await?;
-        bump(&mut tx, counter::OUTBOX_SAMPLES, samples - drops.samples_evicted()).await?;
+        bump(
+            &mut tx,
+            counter::OUTBOX_BATCHES,
+            kept_batches - drops.batches_evicted(),
+        )
+        .await?;
+        bump(
+            &mut tx,
+            counter::OUTBOX_SAMPLES,
+            samples - drops.samples_evicted(),
+        )
+        .await?;
         bump(&mut tx, counter::OUTBOX_BYTES, kept_bytes - drops.bytes()).await?;
         for (reason, d) in drops.by_reason() {
             bump(&mut tx, reason.samples_counter(), d.samples).await?;
@@ -227,7 +258,7 @@ impl Store {
             .unwrap_or(std::path::Path::new("."));
         match nix::sys::statvfs::statvfs(dir) {
             Ok(fs) => {
-                let free = u64::from(fs.blocks_available()).saturating_mul(fs.fragment_size());
+                let free = fs.blocks_available().saturating_mul(fs.fragment_size());
                 self.options.min_free_bytes.saturating_sub(free)
             }
             Err(_) => 0,
@@ -401,7 +432,9 @@ mod tests {
             min_free_bytes: 0,
             ..Default::default()
         };
-        Store::open_with(&dir.path().join("p.db"), options).await.unwrap()
+        Store::open_with(&dir.path().join("p.db"), options)
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -410,14 +443,23 @@ mod tests {
         // Room for 10 batches of 1,000 bytes (case C-26: 12,500 produced, cap 10,000).
         let store = store_with(&dir, 10_000, WhenFull::DropOldest).await;
         for cycle in 0..25 {
-            let b = [sized(&format!("k{cycle}a"), 250, 1_000), sized(&format!("k{cycle}b"), 250, 1_000)];
+            let b = [
+                sized(&format!("k{cycle}a"), 250, 1_000),
+                sized(&format!("k{cycle}b"), 250, 1_000),
+            ];
             store.write_cycle(cycle * 1_000, &b, &[]).await.unwrap();
         }
         let backlog = store.backlog().await.unwrap();
         assert_eq!(backlog.samples, 2_500, "{backlog:?}");
         assert_eq!(backlog.bytes, 10_000);
-        assert_eq!(store.counter("dropped_samples_max_bytes").await.unwrap(), 10_000);
-        assert_eq!(store.counter("dropped_batches_max_bytes").await.unwrap(), 40);
+        assert_eq!(
+            store.counter("dropped_samples_max_bytes").await.unwrap(),
+            10_000
+        );
+        assert_eq!(
+            store.counter("dropped_batches_max_bytes").await.unwrap(),
+            40
+        );
         // What is left is the newest: cycles 20..24.
         assert_eq!(backlog.oldest_cycle_ms, Some(20_000));
         let taken = store.counter(counter::SAMPLES_TAKEN).await.unwrap();
@@ -436,8 +478,14 @@ mod tests {
             assert_eq!(drops.samples(), if cycle < 3 { 0 } else { 10 });
         }
         let backlog = store.backlog().await.unwrap();
-        assert_eq!((backlog.batches, backlog.samples, backlog.oldest_cycle_ms), (3, 30, Some(0)));
-        assert_eq!(store.counter("dropped_samples_max_bytes").await.unwrap(), 20);
+        assert_eq!(
+            (backlog.batches, backlog.samples, backlog.oldest_cycle_ms),
+            (3, 30, Some(0))
+        );
+        assert_eq!(
+            store.counter("dropped_samples_max_bytes").await.unwrap(),
+            20
+        );
     }
 
     #[tokio::test]
@@ -448,10 +496,21 @@ mod tests {
             min_free_bytes: 0,
             ..Default::default()
         };
-        let store = Store::open_with(&dir.path().join("p.db"), options).await.unwrap();
-        store.write_cycle(0, &[sized("old", 5, 10)], &[]).await.unwrap();
-        store.write_cycle(5_000, &[sized("mid", 5, 10)], &[]).await.unwrap();
-        let drops = store.write_cycle(12_000, &[sized("new", 5, 10)], &[]).await.unwrap();
+        let store = Store::open_with(&dir.path().join("p.db"), options)
+            .await
+            .unwrap();
+        store
+            .write_cycle(0, &[sized("old", 5, 10)], &[])
+            .await
+            .unwrap();
+        store
+            .write_cycle(5_000, &[sized("mid", 5, 10)], &[])
+            .await
+            .unwrap();
+        let drops = store
+            .write_cycle(12_000, &[sized("new", 5, 10)], &[])
+            .await
+            .unwrap();
         assert_eq!(drops.samples(), 5);
         assert_eq!(store.counter("dropped_samples_max_age").await.unwrap(), 5);
         assert_eq!(store.backlog().await.unwrap().samples, 10);
@@ -461,8 +520,14 @@ mod tests {
     async fn split_and_dead_letter_keep_the_totals_exact() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("p.db")).await.unwrap();
-        store.write_cycle(1, &[sized("big", 10, 100)], &[]).await.unwrap();
-        store.write_cycle(2, &[sized("next", 3, 10)], &[]).await.unwrap();
+        store
+            .write_cycle(1, &[sized("big", 10, 100)], &[])
+            .await
+            .unwrap();
+        store
+            .write_cycle(2, &[sized("next", 3, 10)], &[])
+            .await
+            .unwrap();
         let big = store.next_batch(None).await.unwrap().unwrap();
         store
             .split_batch(big.id, &[sized("big.1", 5, 50), sized("big.2", 5, 50)])
@@ -470,11 +535,23 @@ mod tests {
             .unwrap();
         // The halves keep the cycle's place ahead of newer cycles.
         let first = store.next_batch(None).await.unwrap().unwrap();
-        assert_eq!((first.idempotency_key.as_str(), first.cycle_ms), ("big.1", 1));
-        store.dead_letter(first.id, 400, "bad sample").await.unwrap();
+        assert_eq!(
+            (first.idempotency_key.as_str(), first.cycle_ms),
+            ("big.1", 1)
+        );
+        store
+            .dead_letter(first.id, 400, "bad sample")
+            .await
+            .unwrap();
         let backlog = store.backlog().await.unwrap();
-        assert_eq!((backlog.batches, backlog.samples, backlog.bytes), (2, 8, 60));
-        assert_eq!(store.counter(counter::DEAD_LETTER_SAMPLES).await.unwrap(), 5);
+        assert_eq!(
+            (backlog.batches, backlog.samples, backlog.bytes),
+            (2, 8, 60)
+        );
+        assert_eq!(
+            store.counter(counter::DEAD_LETTER_SAMPLES).await.unwrap(),
+            5
+        );
     }
 
     #[tokio::test]

@@ -52,6 +52,12 @@ impl Site {
 
     /// Writes a daemon config for this site and returns its path.
     pub fn write_config(&self, interval: &str, extra: &str) -> PathBuf {
+        // Tests run side by side: no shared metrics port unless a test asks for one.
+        let metrics = if extra.contains("[metrics]") {
+            ""
+        } else {
+            "[metrics]\nenabled = false\n"
+        };
         let text = format!(
             r#"[foreman]
 base_url = "{url}"
@@ -70,7 +76,7 @@ path = "{db}"
 min_backoff = "200ms"
 max_backoff = "1s"
 backlog_rate = 100
-{extra}
+{metrics}{extra}
 "#,
             url = self.foreman.url(),
             key = self.foreman.api_key(),
@@ -91,11 +97,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn spawn(config: &Path, log_name: &str) -> Daemon {
+        Daemon::spawn_with_env(config, log_name, &[])
+    }
+
+    pub fn spawn_with_env(config: &Path, log_name: &str, env: &[(&str, &str)]) -> Daemon {
         let log = config.with_file_name(log_name);
         let child = Command::new(env!("CARGO_BIN_EXE_pickaxe"))
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "pickaxe=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -103,11 +114,24 @@ impl Daemon {
         Daemon { child, log }
     }
 
-    /// SIGTERM, then wait for a clean exit.
-    pub async fn terminate(mut self) -> ExitStatus {
+    /// Sends a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
         assert!(status.success());
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn terminate(self) -> ExitStatus {
+        self.signal("TERM");
+        self.terminate_wait().await
+    }
+
+    /// Waits for the exit after a stop signal was sent.
+    pub async fn terminate_wait(mut self) -> ExitStatus {
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
@@ -119,6 +143,13 @@ impl Daemon {
             "daemon did not stop within 15 s of SIGTERM; log:\n{}",
             self.log_text()
         );
+    }
+
+    /// Fails the test with the daemon's log if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("daemon exited ({status}); log:\n{}", self.log_text());
+        }
     }
 
     /// SIGKILL: no chance to clean up.
