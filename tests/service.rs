@@ -111,7 +111,7 @@ async fn notify_watchdog_reload_and_stop() {
     assert_eq!(site.foreman.summary().samples_duplicate, 0);
     let log = std::fs::read_to_string(config.with_file_name("daemon.log")).unwrap();
     assert!(
-        !log.contains(site.foreman.api_key()),
+        !log.contains(&site.foreman.api_key()),
         "the API key leaked into the log"
     );
 }

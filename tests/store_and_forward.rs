@@ -83,7 +83,7 @@ async fn status_and_metrics_show_an_outage_and_its_backlog() {
         "{text}"
     );
     assert!(
-        !text.contains(site.foreman.api_key()),
+        !text.contains(&site.foreman.api_key()),
         "the key leaked into status"
     );
 
@@ -96,7 +96,7 @@ async fn status_and_metrics_show_an_outage_and_its_backlog() {
     assert!(
         !std::fs::read_to_string(config.with_file_name("daemon.log"))
             .unwrap()
-            .contains(site.foreman.api_key())
+            .contains(&site.foreman.api_key())
     );
 }
 
