@@ -19,10 +19,12 @@ newer=target/debian/pickaxe_0.1.1.deb
 lintian --fail-on error --suppress-tags no-manual-page "$deb" || fail "lintian reports errors"
 pass "lintian: no errors"
 
-dpkg-deb --info "$deb" | grep -q 'Depends:.*ca-certificates' || fail "Depends lacks ca-certificates"
+info=$(dpkg-deb --info "$deb")
+grep -q 'Depends:.*ca-certificates' <<<"$info" || fail "Depends lacks ca-certificates"
 dpkg -i "$deb" </dev/null >/dev/null
 [ -x /usr/bin/pickaxe ] || fail "/usr/bin/pickaxe missing"
-/usr/bin/pickaxe --version | grep -q '^pickaxe 0.1.0' || fail "pickaxe --version"
+version=$(/usr/bin/pickaxe --version)
+[[ "$version" == "pickaxe 0.1.0" ]] || fail "pickaxe --version: $version"
 pass "installed: $(/usr/bin/pickaxe --version)"
 getent passwd pickaxe >/dev/null || fail "no pickaxe user"
 [ "$(stat -c '%U:%G %a' /var/lib/pickaxe)" = "pickaxe:pickaxe 750" ] || fail "state dir: $(stat -c '%U:%G %a' /var/lib/pickaxe)"
@@ -52,7 +54,7 @@ sed -i 's/^api_key = ""/api_key = "APIKEY-PLACEHOLDER"/; s/^client_id = ""/clien
 before=$(sha256sum /etc/pickaxe/pickaxe.toml)
 echo state > /var/lib/pickaxe/keep-me
 dpkg -i "$newer" </dev/null >/dev/null
-dpkg -s pickaxe | grep -q '^Version: 0.1.1-1' || fail "upgrade did not happen"
+[ "$(dpkg-query -W -f='${Version}' pickaxe)" = "0.1.1-1" ] || fail "upgrade did not happen"
 [ "$(sha256sum /etc/pickaxe/pickaxe.toml)" = "$before" ] || fail "upgrade changed the edited config"
 [ -f /var/lib/pickaxe/keep-me ] || fail "upgrade lost the state"
 dpkg -i "$newer" </dev/null >/dev/null

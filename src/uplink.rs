@@ -126,6 +126,7 @@ impl Uploader {
         let backlog_gap = Duration::from_secs_f64(1.0 / self.config.backlog_rate);
         let mut last_backlog_send: Option<Instant> = None;
         let mut rate = DrainRate::default();
+        let mut drained_backlog = false;
         loop {
             if shutdown.is_cancelled() {
                 return;
@@ -143,6 +144,13 @@ impl Uploader {
                 }
             };
             let Some(batch) = batch else {
+                if std::mem::take(&mut drained_backlog) {
+                    // A catch-up just ended: give the WAL's space back, so it does not keep
+                    // the size of the largest burst.
+                    if let Err(e) = self.store.checkpoint().await {
+                        debug!(error = %e, "WAL checkpoint failed.");
+                    }
+                }
                 // Nothing waits: sleep until a cycle is written (or a timer, so nothing can
                 // get stuck waiting for a wake-up that was missed).
                 tokio::select! {
@@ -168,6 +176,7 @@ impl Uploader {
                     }
                 }
                 last_backlog_send = Some(Instant::now());
+                drained_backlog = true;
             }
             self.heartbeat.beat(self.request_timeout);
             let outcome = tokio::select! {

@@ -291,3 +291,22 @@ pub fn assert_samples_match_polls(site: &Site, stored_cycles: i64, lost_cycles: 
     );
     checked
 }
+
+impl Site {
+    /// A site from a full fleet configuration (mixes, faults).
+    pub async fn start_with(fleet: FleetConfig) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = start_fleet(fleet).await.unwrap();
+        let foreman = start_foreman(ForemanConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_key: "it-key-0123456789".into(),
+            client_id: "7".into(),
+            ca_out: dir.path().join("ca.pem"),
+        })
+        .await
+        .unwrap();
+        foreman.set_miners(fleet.config_entries());
+        Site { fleet, foreman, dir }
+    }
+}
