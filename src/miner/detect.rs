@@ -39,7 +39,10 @@ const GENERIC_MARKERS: &[&str] = &["KAONSU", "MARAFW"];
 
 /// The family (and firmware build, when the markers tell) of the miner that sent these
 /// `version` and `devdetails` replies (either may be missing or an error reply).
-pub fn classify(version: Option<&Value>, devdetails: Option<&Value>) -> (Family, Option<FirmwareKind>) {
+pub fn classify(
+    version: Option<&Value>,
+    devdetails: Option<&Value>,
+) -> (Family, Option<FirmwareKind>) {
     let v = version.map(haystack).unwrap_or_default();
     let d = devdetails.map(haystack).unwrap_or_default();
     classify_text(&v, &d)
@@ -111,13 +114,17 @@ pub fn still_matches(family: Family, r: &Replies) -> bool {
     };
     let seen = match r.get(Command::Version).map(|v| classify(Some(v), None).0) {
         // Some builds (asicdip) name themselves only in the stats copy of the version block.
-        Some(Family::Cgminer) | None => from_stats().or(r.get(Command::Version).map(|_| Family::Cgminer)),
+        Some(Family::Cgminer) | None => {
+            from_stats().or(r.get(Command::Version).map(|_| Family::Cgminer))
+        }
         found => found,
     };
     match family {
         Family::Whatsminer => match r.first(Command::Summary, "SUMMARY") {
             Some(summary) => looks_whatsminer(r.get(Command::Summary), summary),
-            None => r.get(Command::WmStatus).is_none_or(|s| s["STATUS"].is_string()),
+            None => r
+                .get(Command::WmStatus)
+                .is_none_or(|s| s["STATUS"].is_string()),
         },
         Family::WhatsminerV3 => [Command::V3Summary, Command::V3DeviceInfo, Command::V3Pools]
             .iter()
@@ -145,7 +152,10 @@ fn stats_version_reply(stats: &Value) -> Option<Value> {
         .filter_map(Value::as_object)
         .find(|o| o.contains_key("Type"))?;
     let mut wrapped = Map::new();
-    wrapped.insert("VERSION".into(), Value::Array(vec![Value::Object(block.clone())]));
+    wrapped.insert(
+        "VERSION".into(),
+        Value::Array(vec![Value::Object(block.clone())]),
+    );
     if let Some(status) = stats.get("STATUS") {
         wrapped.insert("STATUS".into(), status.clone());
     }
@@ -180,9 +190,15 @@ pub fn looks_whatsminer(reply_value: Option<&Value>, summary: &Map<String, Value
         .and_then(|s| reply::field_str(s, "Description"))
         .unwrap_or("");
     description.to_ascii_lowercase().contains("btminer")
-        || ["HS RT", "Factory GHS", "Fan Speed In", "Power Fanspeed", "Chip Data"]
-            .iter()
-            .any(|k| summary.contains_key(*k))
+        || [
+            "HS RT",
+            "Factory GHS",
+            "Fan Speed In",
+            "Power Fanspeed",
+            "Chip Data",
+        ]
+        .iter()
+        .any(|k| summary.contains_key(*k))
 }
 
 /// Whatsminer firmware date from `get_version` (`fw_ver` "20230803.11.REL") or `status`
@@ -201,7 +217,7 @@ pub fn whatsminer_fw_date(fw: &str) -> Option<u32> {
 }
 
 /// First firmware date served by Whatsminer API v3 (reference §5: ≥ 2024-11).
-pub const WHATSMINER_V3_SINCE: u32 = 2024_11_01;
+pub const WHATSMINER_V3_SINCE: u32 = 20241101;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -227,21 +243,57 @@ mod tests {
             "Antminer S9\nV1.3.58",
         ] {
             let v = version(json!({"BMMiner":"1.0.0","Type":t}), "cgminer 1.0.0");
-            assert_eq!(classify(Some(&v), None), (Family::Antminer, Some(FirmwareKind::Stock)), "{t}");
+            assert_eq!(
+                classify(Some(&v), None),
+                (Family::Antminer, Some(FirmwareKind::Stock)),
+                "{t}"
+            );
         }
     }
 
     #[test]
     fn other_firmware_on_antminer_hardware_is_not_stock() {
         let cases = [
-            (json!({"BMMiner":"2.0.0 rwglr","Type":"Antminer S9 Hiveon"}), "bmminer 1.0.0", Family::Hiveon),
-            (json!({"BMMiner":"2.0.0 rwglr","Type":"Antminer S9 Pro (v5.1) "}), "bmminer 1.0.0", Family::Hiveon),
-            (json!({"CGMiner":"4.11.1","Type":"Antminer S9 (vnish 3.8.6)"}), "cgminer 4.11.1", Family::Vnish),
-            (json!({"LUXminer":"2025.4.8","Type":"Antminer S19k Pro"}), "LUXminer 2025.4.8", Family::LuxOs),
-            (json!({"BMMiner":"bOS_am1-s9-2018","Type":"braiins-am1-s9"}), "bmminer bOS_am1", Family::Braiins),
-            (json!({"BOSminer+":"0.2.0"}), "BOSminer+ 0.2.0", Family::Braiins),
-            (json!({"BMMiner":"4.11.1 rwglr","Type":"Antminer S19JPRO Hiveon"}), "bmminer 1.0.0", Family::Hiveon),
-            (json!({"BMMiner":"1.0","Type":"Antminer S19","MARAFW":"1.0"}), "bmminer 1.0.0", Family::Cgminer),
+            (
+                json!({"BMMiner":"2.0.0 rwglr","Type":"Antminer S9 Hiveon"}),
+                "bmminer 1.0.0",
+                Family::Hiveon,
+            ),
+            (
+                json!({"BMMiner":"2.0.0 rwglr","Type":"Antminer S9 Pro (v5.1) "}),
+                "bmminer 1.0.0",
+                Family::Hiveon,
+            ),
+            (
+                json!({"CGMiner":"4.11.1","Type":"Antminer S9 (vnish 3.8.6)"}),
+                "cgminer 4.11.1",
+                Family::Vnish,
+            ),
+            (
+                json!({"LUXminer":"2025.4.8","Type":"Antminer S19k Pro"}),
+                "LUXminer 2025.4.8",
+                Family::LuxOs,
+            ),
+            (
+                json!({"BMMiner":"bOS_am1-s9-2018","Type":"braiins-am1-s9"}),
+                "bmminer bOS_am1",
+                Family::Braiins,
+            ),
+            (
+                json!({"BOSminer+":"0.2.0"}),
+                "BOSminer+ 0.2.0",
+                Family::Braiins,
+            ),
+            (
+                json!({"BMMiner":"4.11.1 rwglr","Type":"Antminer S19JPRO Hiveon"}),
+                "bmminer 1.0.0",
+                Family::Hiveon,
+            ),
+            (
+                json!({"BMMiner":"1.0","Type":"Antminer S19","MARAFW":"1.0"}),
+                "bmminer 1.0.0",
+                Family::Cgminer,
+            ),
         ];
         for (block, description, family) in cases {
             let v = version(block.clone(), description);
@@ -283,9 +335,9 @@ mod tests {
 
     #[test]
     fn firmware_dates() {
-        assert_eq!(whatsminer_fw_date("20230803.11.REL"), Some(2023_08_03));
-        assert_eq!(whatsminer_fw_date("'20201202.22.REL'"), Some(2020_12_02));
-        assert_eq!(whatsminer_fw_date("20251209.16.Rel2"), Some(2025_12_09));
+        assert_eq!(whatsminer_fw_date("20230803.11.REL"), Some(20230803));
+        assert_eq!(whatsminer_fw_date("'20201202.22.REL'"), Some(20201202));
+        assert_eq!(whatsminer_fw_date("20251209.16.Rel2"), Some(20251209));
         assert_eq!(whatsminer_fw_date("whatsminer v1.4.0"), None);
         assert_eq!(whatsminer_fw_date(""), None);
     }

@@ -22,6 +22,7 @@
 //! repair), [`reply`] (status, sections, lenient numbers), [`detect`] (family), [`dialect`]
 //! (per-family plans and normalisation), [`pool_url`] (pool URL parts).
 
+pub mod control;
 pub mod detect;
 pub mod dialect;
 pub mod pool_url;
@@ -228,7 +229,12 @@ pub async fn poll(
 }
 
 /// Normalizes and updates what the memory keeps across polls.
-fn finish_poll(addr: SocketAddr, family: Family, memory: &mut MinerMemory, got: Outcome) -> MinerStats {
+fn finish_poll(
+    addr: SocketAddr,
+    family: Family,
+    memory: &mut MinerMemory,
+    got: Outcome,
+) -> MinerStats {
     for (command, e) in &got.errors {
         tracing::debug!(%addr, command = command.as_str(), error = %e, "partial reply");
     }
@@ -345,7 +351,12 @@ struct Session<'a> {
 
 impl Session<'_> {
     /// One request, parsed (repaired if needed), status not yet checked.
-    async fn request(&self, name: &'static str, command: Option<Command>, request: &[u8]) -> Result<Value, PollError> {
+    async fn request(
+        &self,
+        name: &'static str,
+        command: Option<Command>,
+        request: &[u8],
+    ) -> Result<Value, PollError> {
         let raw = if command.is_some_and(Command::is_v3) {
             transport::exchange_prefixed(self.v3_addr, request, self.limits, self.deadline).await
         } else {
@@ -360,7 +371,8 @@ impl Session<'_> {
 
     /// One command, unchecked (detection reads markers even in error replies).
     async fn raw(&self, command: Command) -> Result<Value, PollError> {
-        self.request(command.as_str(), Some(command), command.request()).await
+        self.request(command.as_str(), Some(command), command.request())
+            .await
     }
 
     async fn fetch(&self, command: Command) -> Result<Value, PollError> {
@@ -512,7 +524,8 @@ impl Session<'_> {
                 (Ok(version), Ok(devdetails))
             }
             None => {
-                let (v, d) = futures::join!(self.raw(Command::Version), self.raw(Command::Devdetails));
+                let (v, d) =
+                    futures::join!(self.raw(Command::Version), self.raw(Command::Devdetails));
                 (v.map(Some), d.map(Some))
             }
         };
@@ -528,7 +541,10 @@ impl Session<'_> {
         let devdetails = devdetails.ok().flatten();
         let (mut family, mut kind) = detect::classify(version.as_ref(), devdetails.as_ref());
         let mut r = Replies::default();
-        for (c, v) in [(Command::Version, version), (Command::Devdetails, devdetails)] {
+        for (c, v) in [
+            (Command::Version, version),
+            (Command::Devdetails, devdetails),
+        ] {
             if let Some(Ok(v)) = v.map(|v| checked(c, v)) {
                 r.set(c, v);
             }
@@ -538,8 +554,9 @@ impl Session<'_> {
             if let Ok(stats) = self.fetch(Command::Stats).await {
                 if let Some((f, k)) = detect::family_from_stats(&stats) {
                     (family, kind) = (f, k);
-                    r.set(Command::Stats, stats);
                 }
+                // Generic builds (SealMiner) may carry their model and MAC there.
+                r.set(Command::Stats, stats);
             }
         }
         if family == Family::Whatsminer {
@@ -567,7 +584,13 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn remember(&self, memory: &mut MinerMemory, family: Family, kind: Option<crate::model::FirmwareKind>, r: &Replies) {
+    fn remember(
+        &self,
+        memory: &mut MinerMemory,
+        family: Family,
+        kind: Option<crate::model::FirmwareKind>,
+        r: &Replies,
+    ) {
         let mut identity = dialect::normalize(family, r).identity;
         if kind.is_some() {
             identity.firmware_kind = kind;

@@ -41,10 +41,10 @@ pub fn parse_reply(raw: &[u8]) -> Result<Value, ParseError> {
             .or_else(|| parse_ccminer(bytes))
             .or_else(|| parse_bare_word(bytes))
             .ok_or(if first.is_ascii_alphabetic() {
-            ParseError::NotJson
-        } else {
-            ParseError::Json(strict)
-        }),
+                ParseError::NotJson
+            } else {
+                ParseError::Json(strict)
+            }),
     }
 }
 
@@ -464,10 +464,7 @@ fn parse_ccminer(bytes: &[u8]) -> Option<Value> {
             });
             obj.insert(k.to_string(), Value::String(v.to_string()));
         }
-        match top
-            .entry(name?)
-            .or_insert_with(|| Value::Array(Vec::new()))
-        {
+        match top.entry(name?).or_insert_with(|| Value::Array(Vec::new())) {
             Value::Array(items) => items.push(Value::Object(obj)),
             _ => return None,
         }
@@ -660,9 +657,15 @@ mod tests {
             assert!(parse_reply(unknown.as_bytes()).is_err(), "{unknown}");
         }
         assert!(matches!(parse_reply(b""), Err(ParseError::Empty)));
-        assert!(matches!(parse_reply(b"hello world"), Err(ParseError::NotJson)));
+        assert!(matches!(
+            parse_reply(b"hello world"),
+            Err(ParseError::NotJson)
+        ));
         // One bare word is a terse refusal (`failed`), or cgminer's `RESTART`.
-        assert_eq!(parse_reply(b"failed").unwrap()["STATUS"][0]["Msg"], "failed");
+        assert_eq!(
+            parse_reply(b"failed").unwrap()["STATUS"][0]["Msg"],
+            "failed"
+        );
         assert_eq!(parse_reply(b"RESTART\n").unwrap()["STATUS"], "RESTART");
         // ccminer's `;`-separated text form.
         let v = parse_reply(b"NAME=ccminer;VER=2.3;KHS=1.5|").unwrap();

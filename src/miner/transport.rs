@@ -68,7 +68,8 @@ pub async fn exchange_prefixed(
     limits: &Limits,
     deadline: Instant,
 ) -> Result<Vec<u8>, TransportError> {
-    let len = u32::try_from(request.len()).map_err(|_| TransportError::TooLarge(u32::MAX as usize))?;
+    let len =
+        u32::try_from(request.len()).map_err(|_| TransportError::TooLarge(u32::MAX as usize))?;
     let mut framed = Vec::with_capacity(request.len() + 4);
     framed.extend_from_slice(&len.to_le_bytes());
     framed.extend_from_slice(request);

@@ -127,7 +127,10 @@ pub fn read(r: &Replies) -> MinerStats {
         uptime: summary
             .and_then(elapsed)
             .or_else(|| data.and_then(elapsed))
-            .or_else(|| data.and_then(|d| field(d, "elapsed")).and_then(reply::to_u64)),
+            .or_else(|| {
+                data.and_then(|d| field(d, "elapsed"))
+                    .and_then(reply::to_u64)
+            }),
         pools: r.get(Command::Pools).map(pools).unwrap_or_default(),
         power_mode: data.and_then(power_mode),
         is_hashing: None,
@@ -209,7 +212,9 @@ fn new_api_boards(data: &Map<String, Value>, unit: f64) -> Vec<Board> {
             Some(Board {
                 slot,
                 hashrate: rate.map(|r| r * unit),
-                hashrate_ideal: field(c, "rate_ideal").filter(|&x| x > 0.0).map(|x| x * unit),
+                hashrate_ideal: field(c, "rate_ideal")
+                    .filter(|&x| x > 0.0)
+                    .map(|x| x * unit),
                 chips: chips.and_then(|n| u32::try_from(n).ok()),
                 board_temps: list(c, "temp_pcb"),
                 chip_temps: list(c, "temp_chip"),
@@ -421,11 +426,7 @@ fn boards(data: &Map<String, Value>, unit: f64) -> Vec<Board> {
                     .chip_status
                     .and_then(Value::as_str)
                     .is_some_and(|s| s.contains('x')),
-                hashrate_ideal: c
-                    .ideal
-                    .and_then(num)
-                    .filter(|&x| x > 0.0)
-                    .map(|x| x * unit),
+                hashrate_ideal: c.ideal.and_then(num).filter(|&x| x > 0.0).map(|x| x * unit),
                 ..Board::default()
             }
         })

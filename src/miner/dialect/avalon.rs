@@ -113,7 +113,8 @@ pub fn parse_blob<'a>(mm: &'a str, hbinfo: Option<&'a str>) -> Blob<'a> {
                 .find('}')
                 .map_or(tail.len(), |i| body_start + i);
             if let Ok(n) = digits.parse::<u32>() {
-                blob.boards.push((n, parse_pairs(&tail[body_start..body_end])));
+                blob.boards
+                    .push((n, parse_pairs(&tail[body_start..body_end])));
             }
             rest = &tail[body_end..];
         }
@@ -124,7 +125,10 @@ pub fn parse_blob<'a>(mm: &'a str, hbinfo: Option<&'a str>) -> Blob<'a> {
 /// The modules of a `stats` reply, in order: `(MM text, HBinfo text)`.
 fn modules(stats: &Value) -> Vec<(&str, Option<&str>)> {
     let mut out = Vec::new();
-    for device in reply::section(stats, "STATS").iter().filter_map(Value::as_object) {
+    for device in reply::section(stats, "STATS")
+        .iter()
+        .filter_map(Value::as_object)
+    {
         let hbinfo = device.get("HBinfo").and_then(Value::as_str);
         let mut keys: Vec<(&String, &str)> = device
             .iter()
@@ -200,9 +204,10 @@ pub fn normalize(r: &Replies) -> MinerStats {
         outlet_temp: ["OTemp", "HBOTemp"]
             .iter()
             .find_map(|k| first(k).filter(|&t| valid_temp(t))),
-        power: blobs.iter().filter_map(power).fold(None, |acc: Option<f64>, w| {
-            Some(acc.unwrap_or(0.0) + w)
-        }),
+        power: blobs
+            .iter()
+            .filter_map(power)
+            .fold(None, |acc: Option<f64>, w| Some(acc.unwrap_or(0.0) + w)),
         power_limit: sum("MPO").filter(|&w| w > 0.0),
         uptime: summary
             .and_then(elapsed)
@@ -416,7 +421,17 @@ mod tests {
         let keys: Vec<&str> = p.iter().map(|(k, _)| *k).collect();
         assert_eq!(
             keys,
-            ["Ver", "SYSTEMSTATU", "Elapsed", "BOOTBY", "DH", "Nonce Mask", "PVT_T0", "FanR", "NETFAIL"]
+            [
+                "Ver",
+                "SYSTEMSTATU",
+                "Elapsed",
+                "BOOTBY",
+                "DH",
+                "Nonce Mask",
+                "PVT_T0",
+                "FanR",
+                "NETFAIL"
+            ]
         );
         let b = parse_blob("Temp[38] FanR[41%] PVT_T0[ 86  87] MGHS[1 2]", None);
         assert_eq!(b.num("FanR"), Some(41.0));
@@ -432,14 +447,20 @@ mod tests {
     fn ver_and_mac() {
         assert_eq!(
             split_ver("1246-83-21072802_4ec6bb0_211fc46"),
-            (Some("1246-83".into()), Some("21072802_4ec6bb0_211fc46".into()))
+            (
+                Some("1246-83".into()),
+                Some("21072802_4ec6bb0_211fc46".into())
+            )
         );
         assert_eq!(
             split_ver("nano3-24071801_42c628d"),
             (Some("nano3".into()), Some("24071801_42c628d".into()))
         );
         assert_eq!(mac("123456789012").as_deref(), Some("12:34:56:78:90:12"));
-        assert_eq!(mac("AA:BB:CC:DD:EE:FF").as_deref(), Some("aa:bb:cc:dd:ee:ff"));
+        assert_eq!(
+            mac("AA:BB:CC:DD:EE:FF").as_deref(),
+            Some("aa:bb:cc:dd:ee:ff")
+        );
         assert_eq!(mac("xyz"), None);
     }
 }

@@ -17,7 +17,7 @@ use super::{
     average_rate, board_sum, cgminer, elapsed, fans_section, pools, realtime_rate, temp_field,
     Command, Replies,
 };
-use crate::miner::reply::{self, field, field_str, field_u64};
+use crate::miner::reply::{field, field_str, field_u64};
 use crate::model::{Board, FirmwareKind, Identity, MinerStats, PowerMode};
 
 pub fn normalize(r: &Replies) -> MinerStats {
@@ -43,7 +43,9 @@ pub fn normalize(r: &Replies) -> MinerStats {
         power: tuner
             .and_then(|t| field(t, "ApproximateMinerPowerConsumption"))
             .filter(|&w| w > 0.0),
-        power_limit: tuner.and_then(|t| field(t, "PowerLimit")).filter(|&w| w > 0.0),
+        power_limit: tuner
+            .and_then(|t| field(t, "PowerLimit"))
+            .filter(|&w| w > 0.0),
         uptime: summary.and_then(elapsed),
         pools: r.get(Command::Pools).map(pools).unwrap_or_default(),
         power_mode: paused.then_some(PowerMode::Sleeping),
@@ -57,15 +59,25 @@ pub fn normalize(r: &Replies) -> MinerStats {
 fn boards(r: &Replies) -> Vec<Board> {
     let mut by_id: BTreeMap<u64, Board> = BTreeMap::new();
     let id_of = |o: &Map<String, Value>| field_u64(o, "ID");
-    for dev in r.section(Command::Devs, "DEVS").iter().filter_map(Value::as_object) {
+    for dev in r
+        .section(Command::Devs, "DEVS")
+        .iter()
+        .filter_map(Value::as_object)
+    {
         let Some(id) = id_of(dev) else { continue };
         let b = by_id.entry(id).or_default();
         b.hashrate = realtime_rate(dev);
-        b.hashrate_ideal = field(dev, "Nominal MHS").filter(|&x| x > 0.0).map(|x| x * 1e6);
+        b.hashrate_ideal = field(dev, "Nominal MHS")
+            .filter(|&x| x > 0.0)
+            .map(|x| x * 1e6);
         // Always 0 on BOSminer (C-18); kept only if some build ever reports it.
         b.board_temps.extend(temp_field(dev, "Temperature"));
     }
-    for t in r.section(Command::Temps, "TEMPS").iter().filter_map(Value::as_object) {
+    for t in r
+        .section(Command::Temps, "TEMPS")
+        .iter()
+        .filter_map(Value::as_object)
+    {
         let Some(id) = id_of(t) else { continue };
         let b = by_id.entry(id).or_default();
         if let Some(board) = temp_field(t, "Board") {
@@ -86,7 +98,11 @@ fn boards(r: &Replies) -> Vec<Board> {
         return Vec::new();
     };
     // S9 chains are 6..8; elsewhere numbering starts at 1 (or 0).
-    let base = if lowest >= 6 && highest <= 8 { 6 } else { lowest.min(1) };
+    let base = if lowest >= 6 && highest <= 8 {
+        6
+    } else {
+        lowest.min(1)
+    };
     by_id
         .into_iter()
         .map(|(id, mut b)| {
@@ -181,13 +197,6 @@ fn split_model(text: &str) -> (Option<String>, Option<String>) {
     (Some(make.to_string()), Some(model))
 }
 
-/// Whether a `devdetails` model names an Antminer, for the identity cache.
-pub fn is_antminer_model(devdetails: &Value) -> bool {
-    reply::first_obj(devdetails, "DEVDETAILS")
-        .and_then(|d| field_str(d, "Model"))
-        .is_some_and(|m| m.to_ascii_lowercase().contains("antminer"))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -204,7 +213,10 @@ mod tests {
             s("Bitmain Antminer S19XP"),
             (Some("Antminer".into()), Some("S19 XP".into()))
         );
-        assert_eq!(s("Antminer S9"), (Some("Antminer".into()), Some("S9".into())));
+        assert_eq!(
+            s("Antminer S9"),
+            (Some("Antminer".into()), Some("S9".into()))
+        );
         assert_eq!(s("Whatever 1"), (None, Some("Whatever 1".into())));
     }
 }

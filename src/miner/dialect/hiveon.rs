@@ -29,7 +29,11 @@ pub fn normalize(r: &Replies) -> MinerStats {
 
 fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> &'a str {
     let t = s.trim_end();
-    match t.len().checked_sub(suffix.len()).and_then(|i| t.get(i..).map(|tail| (i, tail))) {
+    match t
+        .len()
+        .checked_sub(suffix.len())
+        .and_then(|i| t.get(i..).map(|tail| (i, tail)))
+    {
         Some((i, tail)) if tail.eq_ignore_ascii_case(suffix) => t[..i].trim_end(),
         _ => t,
     }
@@ -88,7 +92,10 @@ mod tests {
         assert_eq!(canonical_model("S9 Pro"), "S9 Pro");
         assert_eq!(canonical_model("S19-88"), "S19-88");
         assert_eq!(canonical_model(""), "");
-        assert_eq!(strip_suffix_ignore_case("S19JPRO Hiveon", "hiveon"), "S19JPRO");
+        assert_eq!(
+            strip_suffix_ignore_case("S19JPRO Hiveon", "hiveon"),
+            "S19JPRO"
+        );
         assert_eq!(strip_suffix_ignore_case("S9", "hiveon"), "S9");
     }
 }

@@ -27,11 +27,15 @@ pub fn normalize(r: &Replies) -> MinerStats {
                 Some(Board {
                     slot,
                     hashrate: realtime_rate(d),
-                    hashrate_ideal: field(d, "Nominal MHS").filter(|&x| x > 0.0).map(|x| x * 1e6),
+                    hashrate_ideal: field(d, "Nominal MHS")
+                        .filter(|&x| x > 0.0)
+                        .map(|x| x * 1e6),
                     chips: stats_board.and_then(|b| b.chips),
                     has_chip_errors: stats_board.is_some_and(|b| b.has_chip_errors),
                     board_temps: temp_field(d, "Temperature").into_iter().collect(),
-                    chip_temps: stats_board.map(|b| b.chip_temps.clone()).unwrap_or_default(),
+                    chip_temps: stats_board
+                        .map(|b| b.chip_temps.clone())
+                        .unwrap_or_default(),
                     serial: field_str(d, "SerialNumber")
                         .map(str::trim)
                         .filter(|s| !s.is_empty())
@@ -44,7 +48,11 @@ pub fn normalize(r: &Replies) -> MinerStats {
         s.boards = boards;
     }
     // Four labelled sensors per board (intake and exhaust, top and bottom).
-    for t in r.section(Command::Temps, "TEMPS").iter().filter_map(Value::as_object) {
+    for t in r
+        .section(Command::Temps, "TEMPS")
+        .iter()
+        .filter_map(Value::as_object)
+    {
         let Some(slot) = field_u64(t, "ID").and_then(|n| u32::try_from(n).ok()) else {
             continue;
         };

@@ -175,7 +175,10 @@ pub struct Plan {
 pub const fn plan(family: Family) -> Plan {
     match family {
         Family::Antminer | Family::Hiveon | Family::Vnish => Plan {
-            joined: Some(joined!("version+summary+pools+stats", [Version, Summary, Pools, Stats])),
+            joined: Some(joined!(
+                "version+summary+pools+stats",
+                [Version, Summary, Pools, Stats]
+            )),
             separate: &[],
             stats_carry_version: true,
         },
@@ -213,12 +216,18 @@ pub const fn plan(family: Family) -> Plan {
             stats_carry_version: false,
         },
         Family::Avalon => Plan {
-            joined: Some(joined!("version+summary+pools+stats", [Version, Summary, Pools, Stats])),
+            joined: Some(joined!(
+                "version+summary+pools+stats",
+                [Version, Summary, Pools, Stats]
+            )),
             separate: &[],
             stats_carry_version: false,
         },
         Family::Cgminer => Plan {
-            joined: Some(joined!("version+summary+pools+devs", [Version, Summary, Pools, Devs])),
+            joined: Some(joined!(
+                "version+summary+pools+devs",
+                [Version, Summary, Pools, Devs]
+            )),
             separate: &[],
             stats_carry_version: false,
         },

@@ -119,7 +119,9 @@ fn board(position: usize, d: &Map<String, Value>) -> Board {
     Board {
         slot,
         hashrate: realtime_rate(d).or_else(|| average_rate(d)),
-        hashrate_ideal: field(d, "Factory GHS").filter(|&x| x > 0.0).map(|x| x * 1e9),
+        hashrate_ideal: field(d, "Factory GHS")
+            .filter(|&x| x > 0.0)
+            .map(|x| x * 1e9),
         chips: field_u64(d, "Effective Chips").and_then(|n| u32::try_from(n).ok()),
         board_temps: temp_field(d, "Temperature").into_iter().collect(),
         temp_max: temp_field(d, "Chip Temp Max"),
@@ -301,10 +303,16 @@ mod tests {
                 .map(|e| (e.code, e.at))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(codes(json!([{"329":"2023-01-01 00:00:00"}])), [("329".into(), at)]);
+        assert_eq!(
+            codes(json!([{"329":"2023-01-01 00:00:00"}])),
+            [("329".into(), at)]
+        );
         assert_eq!(codes(json!(["329"])), [("329".into(), None)]);
         assert_eq!(codes(json!([329])), [("329".into(), None)]);
-        assert_eq!(codes(json!({"329":"2023-01-01 00:00:00"})), [("329".into(), at)]);
+        assert_eq!(
+            codes(json!({"329":"2023-01-01 00:00:00"})),
+            [("329".into(), at)]
+        );
         assert!(codes(json!([])).is_empty());
         assert!(codes(json!(null)).is_empty());
         let v3 = error_codes(&json!([{"264":"2026-05-23 09:19:10","reason":"Power xfer error."}]));

@@ -43,8 +43,7 @@ pub fn normalize(r: &Replies) -> MinerStats {
         power_limit: summary
             .and_then(|s| field(s, "power-limit"))
             .filter(|&w| w > 0.0),
-        uptime: summary
-            .and_then(|s| field_u64(s, "elapsed")),
+        uptime: summary.and_then(|s| field_u64(s, "elapsed")),
         pools: msg(r, Command::V3Pools).map(pools).unwrap_or_default(),
         // `working` is the service state; the rate decides when it was read.
         is_hashing: info
@@ -84,7 +83,9 @@ fn board(position: usize, d: &Map<String, Value>, board_temps: &[Value]) -> Boar
         hashrate: field(d, "hash-realtime")
             .or_else(|| field(d, "hash-average"))
             .map(|x| x * TH),
-        hashrate_ideal: field(d, "factory-hash").filter(|&x| x > 0.0).map(|x| x * TH),
+        hashrate_ideal: field(d, "factory-hash")
+            .filter(|&x| x > 0.0)
+            .map(|x| x * TH),
         chips: field_u64(d, "effective-chips").and_then(|n| u32::try_from(n).ok()),
         board_temps: temp.into_iter().collect(),
         temp_max: temp_field(d, "chip-temp-max"),

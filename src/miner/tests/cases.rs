@@ -1,9 +1,11 @@
 //! Field cases from `shared/cases/README.md`, each with the values it states.
 
 use super::*;
-use crate::miner::dialect::Command::{Devs, Fans, Pools, Stats, Summary, Temps, Version, WmGetErrorCode, WmStatus};
-use crate::model::{FanUnit, FirmwareKind, PowerMode};
+use crate::miner::dialect::Command::{
+    Devs, Fans, Pools, Stats, Summary, Temps, Version, WmGetErrorCode, WmStatus,
+};
 use crate::miner::pool_url::PoolEndpoint;
+use crate::model::{FanUnit, FirmwareKind, PowerMode};
 
 const CASES: &str = "cases/inputs/";
 
@@ -144,7 +146,10 @@ fn c11_plain_text_reply() {
     assert_eq!(reply::field_str(version, "MAC"), Some("02:00:00:00:00:01"));
     // An Avalon, read as one.
     assert_eq!(detect::classify(Some(&v), None).0, Family::Avalon);
-    let s = read(Family::Avalon, &[(Version, &case("C-11_cgminer_text_version.bin"))]);
+    let s = read(
+        Family::Avalon,
+        &[(Version, &case("C-11_cgminer_text_version.bin"))],
+    );
     assert_eq!(s.identity.make.as_deref(), Some("Avalon"));
     assert_eq!(s.identity.model.as_deref(), Some("Mini3"));
     assert_eq!(s.identity.mac.as_deref(), Some("02:00:00:00:00:01"));
@@ -209,7 +214,10 @@ fn c16_access_denied_is_one_commands_error() {
         detect::classify(Some(&version), Some(&v)),
         (Family::Hiveon, Some(FirmwareKind::Hiveon))
     );
-    let s = read(Family::Hiveon, &[(Version, &case("C-16a_hiveon_version.bin"))]);
+    let s = read(
+        Family::Hiveon,
+        &[(Version, &case("C-16a_hiveon_version.bin"))],
+    );
     assert_eq!(s.identity.make.as_deref(), Some("Antminer"));
     assert_eq!(s.identity.model.as_deref(), Some("S19j Pro"));
     assert_eq!(s.identity.firmware_kind, Some(FirmwareKind::Hiveon));
@@ -261,15 +269,29 @@ fn c05_whatsminer_error_code_list_written_like_a_dict() {
     // The repair touched only the broken list: STATUS is still an array.
     assert!(v["STATUS"].is_array());
     assert!(reply::check_status(&v).is_ok());
-    let s = read(Family::Whatsminer, &[(WmGetErrorCode, &case("C-05_whatsminer_error_code_listdict.bin"))]);
+    let s = read(
+        Family::Whatsminer,
+        &[(
+            WmGetErrorCode,
+            &case("C-05_whatsminer_error_code_listdict.bin"),
+        )],
+    );
     let got: Vec<(&str, String)> = s
         .error_codes
         .iter()
-        .map(|e| (e.code.as_str(), e.at.unwrap().format("%Y-%m-%dT%H:%M:%S").to_string()))
+        .map(|e| {
+            (
+                e.code.as_str(),
+                e.at.unwrap().format("%Y-%m-%dT%H:%M:%S").to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
-        [("329", "2023-01-01T00:00:00".to_string()), ("2010", "2023-01-01T00:00:05".to_string())]
+        [
+            ("329", "2023-01-01T00:00:00".to_string()),
+            ("2010", "2023-01-01T00:00:05".to_string())
+        ]
     );
     assert!(s.has_errors());
     // The normal forms.
@@ -278,7 +300,10 @@ fn c05_whatsminer_error_code_list_written_like_a_dict() {
         r#"{"STATUS":"S","Code":131,"Msg":{"error_code":["329"]}}"#,
     ] {
         let mut r = Replies::default();
-        r.set(WmGetErrorCode, repair::parse_reply(form.as_bytes()).unwrap());
+        r.set(
+            WmGetErrorCode,
+            repair::parse_reply(form.as_bytes()).unwrap(),
+        );
         let s = dialect::normalize(Family::Whatsminer, &r);
         assert_eq!(s.error_codes.len(), 1, "{form}");
         assert_eq!(s.error_codes[0].code, "329");
@@ -287,7 +312,10 @@ fn c05_whatsminer_error_code_list_written_like_a_dict() {
 
 #[test]
 fn c06_avalon_nano3_bracket_blob() {
-    let s = read(Family::Avalon, &[(Stats, &case("C-06_avalon_nano3_stats.bin"))]);
+    let s = read(
+        Family::Avalon,
+        &[(Stats, &case("C-06_avalon_nano3_stats.bin"))],
+    );
     assert_rate(s.hashrate, 2.63098e12);
     assert_rate(s.hashrate_avg, 2.47477e12);
     assert_rate(s.hashrate_ideal, 3.20356e12);
@@ -311,7 +339,10 @@ fn c06_avalon_nano3_bracket_blob() {
 #[test]
 fn c08_fans_rpm_and_duty() {
     // Avalon: RPM [3030] plus duty 41 %.
-    let s = read(Family::Avalon, &[(Stats, &case("C-06_avalon_nano3_stats.bin"))]);
+    let s = read(
+        Family::Avalon,
+        &[(Stats, &case("C-06_avalon_nano3_stats.bin"))],
+    );
     assert_eq!((fan_rpms(&s), s.fan_duty), (vec![(0, 3030.0)], Some(41.0)));
     // BOSminer: [6240, 6180, 0, 0] on a 2-fan miner → 2 fans, no alert.
     let fans = serde_json::json!({"STATUS":[{"STATUS":"S","Code":202}],"FANS":[
@@ -339,7 +370,10 @@ fn c09_avalon_q_incomplete_hbinfo() {
             device["HBinfo"] = hb.into();
         }
         let mut r = Replies::default();
-        r.set(Stats, serde_json::json!({"STATUS":[{"STATUS":"S"}],"STATS":[device]}));
+        r.set(
+            Stats,
+            serde_json::json!({"STATUS":[{"STATUS":"S"}],"STATS":[device]}),
+        );
         let s = dialect::normalize(Family::Avalon, &r);
         assert_eq!(s.boards.len(), 1, "{hbinfo:?}");
         assert_rate(s.boards[0].hashrate, 100e9);
@@ -359,15 +393,25 @@ fn c09_avalon_q_incomplete_hbinfo() {
 fn c14_whatsminer_status_shape() {
     for (file, hashing, reason) in [
         ("C-14a_wm_status_mining.bin", true, None),
-        ("C-14b_wm_status_btminer_down.bin", false, Some("btminer process off")),
+        (
+            "C-14b_wm_status_btminer_down.bin",
+            false,
+            Some("btminer process off"),
+        ),
     ] {
         let v = parsed(&case(file));
-        assert!(reply::check_status(&v).is_ok(), "{file}: the validator accepts the shape");
+        assert!(
+            reply::check_status(&v).is_ok(),
+            "{file}: the validator accepts the shape"
+        );
         let s = read(Family::Whatsminer, &[(WmStatus, &case(file))]);
         assert_eq!(s.is_hashing, Some(hashing), "{file}");
         assert_eq!(s.stopped_reason.as_deref(), reason, "{file}");
         assert_eq!(s.identity.firmware.as_deref(), Some("20230911.12.Rel"));
     }
-    let s = read(Family::Whatsminer, &[(WmStatus, &case("C-14b_wm_status_btminer_down.bin"))]);
+    let s = read(
+        Family::Whatsminer,
+        &[(WmStatus, &case("C-14b_wm_status_btminer_down.bin"))],
+    );
     assert_ne!(s.power_mode, Some(PowerMode::Normal));
 }

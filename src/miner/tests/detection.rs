@@ -17,7 +17,11 @@ fn every_version_fixture_names_its_family() {
     use Family::*;
     use FirmwareKind as K;
     let cases: &[(&str, Family, Option<FirmwareKind>)] = &[
-        ("antminer/S19Pro-2022fw_version.json", Antminer, Some(K::Stock)),
+        (
+            "antminer/S19Pro-2022fw_version.json",
+            Antminer,
+            Some(K::Stock),
+        ),
         ("antminer/S9_version.json", Antminer, Some(K::Stock)),
         ("antminer/S9k_version.json", Antminer, Some(K::Stock)),
         ("antminer/S17_version.json", Antminer, Some(K::Stock)),
@@ -25,25 +29,73 @@ fn every_version_fixture_names_its_family() {
         ("antminer/L3_version.json", Antminer, Some(K::Stock)),
         ("antminer/Z11_version.json", Antminer, Some(K::Stock)),
         ("antminer/B3_version.json", Antminer, Some(K::Stock)),
-        ("antminer_altfw/S9-asicseer_version.json", Antminer, Some(K::Asicseer)),
-        ("antminer_altfw/S9-mskminer_version.json", Hiveon, Some(K::Mskminer)),
-        ("antminer_altfw/mskminer-S19NoPIC-2.6.0.39_rpc_version.json", Hiveon, Some(K::Mskminer)),
+        (
+            "antminer_altfw/S9-asicseer_version.json",
+            Antminer,
+            Some(K::Asicseer),
+        ),
+        (
+            "antminer_altfw/S9-mskminer_version.json",
+            Hiveon,
+            Some(K::Mskminer),
+        ),
+        (
+            "antminer_altfw/mskminer-S19NoPIC-2.6.0.39_rpc_version.json",
+            Hiveon,
+            Some(K::Mskminer),
+        ),
         // asicdip writes no `Type` in `version`: generic until its stats say VNish.
         ("antminer_altfw/S17-asicdip_version.json", Cgminer, None),
         ("hiveon/S9-Hiveon_version.json", Hiveon, Some(K::Hiveon)),
         ("vnish/S9-NiceHash_version.json", Vnish, Some(K::Vnish)),
         ("luxos/S19kPro-2025.4_version.json", LuxOs, Some(K::LuxOs)),
         ("braiins/S9-bOS_version.json", Braiins, Some(K::BraiinsOs)),
-        ("braiins/S9-bOSplus_version.json", Braiins, Some(K::BraiinsOs)),
-        ("braiins/S9-bOS-S9_version.json", Braiins, Some(K::BraiinsOs)),
-        ("braiins/S9-bOSplus-S9_version.json", Braiins, Some(K::BraiinsOs)),
-        ("braiins/bos-21.09_version.json", Braiins, Some(K::BraiinsOs)),
-        ("braiins/bos-24.09_version.json", Braiins, Some(K::BraiinsOs)),
-        ("avalon/Avalon1566-24102401_rpc_version.json", Avalon, Some(K::Stock)),
-        ("avalon/AvalonQ-25052801_version.json", Avalon, Some(K::Stock)),
+        (
+            "braiins/S9-bOSplus_version.json",
+            Braiins,
+            Some(K::BraiinsOs),
+        ),
+        (
+            "braiins/S9-bOS-S9_version.json",
+            Braiins,
+            Some(K::BraiinsOs),
+        ),
+        (
+            "braiins/S9-bOSplus-S9_version.json",
+            Braiins,
+            Some(K::BraiinsOs),
+        ),
+        (
+            "braiins/bos-21.09_version.json",
+            Braiins,
+            Some(K::BraiinsOs),
+        ),
+        (
+            "braiins/bos-24.09_version.json",
+            Braiins,
+            Some(K::BraiinsOs),
+        ),
+        (
+            "avalon/Avalon1566-24102401_rpc_version.json",
+            Avalon,
+            Some(K::Stock),
+        ),
+        (
+            "avalon/AvalonQ-25052801_version.json",
+            Avalon,
+            Some(K::Stock),
+        ),
         ("auradine/FluxOS-v1_version.json", Cgminer, None),
-        ("cgminer_generic/HammerD10-2023-05-28_rpc_version.json", Cgminer, None),
-        ("cgminer_generic/SealMiner-bdminer-2025_version.json", Cgminer, None),
+        (
+            "cgminer_generic/HammerD10-2023-05-28_rpc_version.json",
+            Cgminer,
+            None,
+        ),
+        (
+            "cgminer_generic/SealMiner-bdminer-2025_version.json",
+            Cgminer,
+            None,
+        ),
     ];
     for &(file, family, kind) in cases {
         assert_eq!(of(Some(&fx(file)), None), (family, kind), "{file}");
@@ -57,8 +109,14 @@ fn every_version_fixture_names_its_family() {
         }
     }
     // Text-form version (C-11): an Avalon.
-    assert_eq!(of(Some("cases/inputs/C-11_cgminer_text_version.bin"), None).0, Avalon);
-    assert_eq!(of(Some("cases/inputs/C-16a_hiveon_version.bin"), None).0, Hiveon);
+    assert_eq!(
+        of(Some("cases/inputs/C-11_cgminer_text_version.bin"), None).0,
+        Avalon
+    );
+    assert_eq!(
+        of(Some("cases/inputs/C-16a_hiveon_version.bin"), None).0,
+        Hiveon
+    );
 }
 
 #[test]
@@ -95,12 +153,28 @@ fn identity_at_detection() {
         serde_json::json!({"STATUS":[{"STATUS":"S","Description":"btminer"}],
             "DEVDETAILS":[{"ID":0,"Driver":"bitmicro","Model":"M30S++V40"}]}),
     );
-    r.set(Command::WmGetVersion, parsed(&fx("whatsminer/apiv2-2023_get_version.json")));
-    r.set(Command::WmGetMinerInfo, parsed(&fx("whatsminer/apiv2-2023_get_miner_info.json")));
+    r.set(
+        Command::WmGetVersion,
+        parsed(&fx("whatsminer/apiv2-2023_get_version.json")),
+    );
+    r.set(
+        Command::WmGetMinerInfo,
+        parsed(&fx("whatsminer/apiv2-2023_get_miner_info.json")),
+    );
     let id = dialect::normalize(Family::Whatsminer, &r).identity;
     assert_eq!(
-        (id.make.as_deref(), id.model.as_deref(), id.firmware.as_deref(), id.mac.as_deref()),
-        (Some("WhatsMiner"), Some("M30S++ V40"), Some("20230803.11.REL"), Some("d4:01:02:03:04:05"))
+        (
+            id.make.as_deref(),
+            id.model.as_deref(),
+            id.firmware.as_deref(),
+            id.mac.as_deref()
+        ),
+        (
+            Some("WhatsMiner"),
+            Some("M30S++ V40"),
+            Some("20230803.11.REL"),
+            Some("d4:01:02:03:04:05")
+        )
     );
     // The v2 firmware date decides API v2 vs v3.
     for (file, v3) in [
@@ -115,7 +189,11 @@ fn identity_at_detection() {
         assert_eq!(date >= detect::WHATSMINER_V3_SINCE, v3, "{file}");
     }
     // Avalon: model, firmware and MAC from version.
-    let id = read(Family::Avalon, &[(Version, &fx("avalon/AvalonQ-25052801_version.json"))]).identity;
+    let id = read(
+        Family::Avalon,
+        &[(Version, &fx("avalon/AvalonQ-25052801_version.json"))],
+    )
+    .identity;
     assert_eq!(
         (id.model.as_deref(), id.mac.as_deref()),
         (Some("Q"), Some("aa:bb:cc:dd:ee:ff"))
@@ -149,5 +227,8 @@ fn replies_that_stop_matching_are_noticed() {
     // Avalon without a version reply: its stats blob.
     let av = replies(&[(Stats, "cases/inputs/C-06_avalon_nano3_stats.bin")]);
     assert!(still_matches(Family::Avalon, &av));
-    assert!(!still_matches(Family::Avalon, &replies(&[(Stats, &fx("antminer/S17_stats.json"))])));
+    assert!(!still_matches(
+        Family::Avalon,
+        &replies(&[(Stats, &fx("antminer/S17_stats.json"))])
+    ));
 }

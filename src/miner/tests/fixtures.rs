@@ -35,7 +35,10 @@ fn is_tcp_reply(path: &str, request: &str) -> bool {
     ]
     .iter()
     .any(|w| path.contains(w));
-    assert!(!named_web || web, "{path}: request {request:?} disagrees with its name");
+    assert!(
+        !named_web || web,
+        "{path}: request {request:?} disagrees with its name"
+    );
     !web
 }
 
@@ -70,7 +73,11 @@ fn rpc_fixtures() -> Vec<String> {
 
 /// The miner's own refusals among the fixtures, with what they say.
 const ERROR_REPLIES: &[(&str, &str, &str)] = &[
-    ("VolcMiner-D1_invalid-command_ERROR.json", "E", "Invalid command"),
+    (
+        "VolcMiner-D1_invalid-command_ERROR.json",
+        "E",
+        "Invalid command",
+    ),
     (
         "M30S-new-firmware_multi_pools-summary-edevs.json",
         "E",
@@ -94,7 +101,10 @@ fn every_rpc_reply_of_every_vendor_parses_and_has_a_readable_status() {
         let bytes = raw(rel);
         if bytes.iter().all(u8::is_ascii_whitespace) {
             // Avalon `ascset|0,reboot,0`: the miner closes without a reply.
-            assert!(matches!(repair::parse_reply(&bytes), Err(repair::ParseError::Empty)));
+            assert!(matches!(
+                repair::parse_reply(&bytes),
+                Err(repair::ParseError::Empty)
+            ));
             *by_kind.entry("empty").or_default() += 1;
             continue;
         }
@@ -127,7 +137,11 @@ fn every_rpc_reply_of_every_vendor_parses_and_has_a_readable_status() {
             "ccminer"
         } else if let Some((_, status, msg)) = ERROR_REPLIES.iter().find(|(n, _, _)| *n == name) {
             let e = reply::check_status(&v).unwrap_err();
-            assert_eq!((e.status.as_str(), e.msg.as_str()), (*status, *msg), "{rel}");
+            assert_eq!(
+                (e.status.as_str(), e.msg.as_str()),
+                (*status, *msg),
+                "{rel}"
+            );
             "error"
         } else {
             reply::check_status(&v).unwrap_or_else(|e| panic!("{rel}: {e}"));
@@ -249,7 +263,11 @@ pub(super) fn floats(s: &MinerStats) -> Vec<f64> {
     .flatten()
     .collect();
     for b in &s.boards {
-        out.extend([b.hashrate, b.hashrate_ideal, b.temp_max, b.temp_avg].into_iter().flatten());
+        out.extend(
+            [b.hashrate, b.hashrate_ideal, b.temp_max, b.temp_avg]
+                .into_iter()
+                .flatten(),
+        );
         out.extend(&b.board_temps);
         out.extend(&b.chip_temps);
     }
@@ -662,7 +680,6 @@ fn truncated_replies_never_panic() {
 #[test]
 #[ignore = "timing; run in release"]
 fn perf_parse_and_normalize() {
-
     let joined = |prefix: &str, parts: &[&str]| {
         let bodies: Vec<(&str, Vec<u8>)> = parts
             .iter()

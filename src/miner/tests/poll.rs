@@ -187,7 +187,15 @@ async fn single_command_mode_rechecks_the_family_on_the_stats_block() {
     let server = serve(miner_script(false, |c| {
         matches!(
             c,
-            "version" | "summary" | "pools" | "stats" | "devs" | "temps" | "fans" | "power" | "config"
+            "version"
+                | "summary"
+                | "pools"
+                | "stats"
+                | "devs"
+                | "temps"
+                | "fans"
+                | "power"
+                | "config"
         )
         .then(|| raw(&format!("fixtures/luxos/S19kPro-2025.4_{c}.json")))
     }))
@@ -203,7 +211,10 @@ async fn single_command_mode_rechecks_the_family_on_the_stats_block() {
     assert_eq!(memory.family(), Some(Family::LuxOs));
     let requests = server.log.requests();
     // Singles (stats says LUXminer), detection, then the LuxOS plan, refused as a join.
-    assert_eq!(sorted(requests[..3].to_vec()), ["pools", "stats", "summary"]);
+    assert_eq!(
+        sorted(requests[..3].to_vec()),
+        ["pools", "stats", "summary"]
+    );
     assert_eq!(requests[3], "version+devdetails");
     assert_eq!(
         requests.iter().filter(|r| r.contains('+')).count(),

@@ -64,7 +64,8 @@ async fn braiins_detected_in_one_probe_then_read_in_one_join() {
 }
 
 fn whatsminer(fw_ver: &'static str) -> impl Fn(&str) -> Option<Vec<u8>> + Send + Sync + 'static {
-    move |command: &str| match command {
+    move |command: &str| {
+        match command {
         // btminer does not know `version`; its refusal names it.
         "version" => Some(
             br#"{"STATUS":[{"STATUS":"E","When":1,"Code":14,"Msg":"invalid cmd","Description":"btminer"}],"id":1}"#
@@ -88,6 +89,7 @@ fn whatsminer(fw_ver: &'static str) -> impl Fn(&str) -> Option<Vec<u8>> + Send +
         "edevs" => Some(raw("fixtures/whatsminer/M31S-new-firmware_edevs.json")),
         _ => None,
     }
+    }
 }
 
 #[tokio::test]
@@ -98,7 +100,10 @@ async fn whatsminer_v2_joins_the_cgminer_commands_and_sends_the_rest_alongside()
     assert_eq!(memory.family(), Some(Family::Whatsminer));
     let requests = server.log.take_requests();
     assert_eq!(requests[0], "version+devdetails");
-    assert_eq!(sorted(requests[1..3].to_vec()), ["get_miner_info", "get_version"]);
+    assert_eq!(
+        sorted(requests[1..3].to_vec()),
+        ["get_miner_info", "get_version"]
+    );
     assert_eq!(
         sorted(requests[3..].to_vec()),
         ["get_error_code", "status", "summary+pools+edevs"]
@@ -129,7 +134,9 @@ fn v3_script(command: &str) -> Vec<Step> {
         "get.miner.status pools" => "get_miner_status_pools",
         _ => return v3_reply(br#"{"code":-1,"msg":"invalid command"}"#),
     };
-    v3_reply(&raw(&format!("fixtures/whatsminer/apiv3-M60S-20251209_{file}.json")))
+    v3_reply(&raw(&format!(
+        "fixtures/whatsminer/apiv3-M60S-20251209_{file}.json"
+    )))
 }
 
 #[tokio::test]
@@ -187,9 +194,9 @@ async fn whatsminer_v2_firmware_from_2024_11_moves_to_v3() {
 #[tokio::test]
 async fn avalon_reads_its_stats_blob_in_one_join() {
     let server = serve(miner_script(true, |c| match c {
-        "version" | "pools" | "stats" | "devs" => {
-            Some(raw(&format!("fixtures/avalon/Avalon1566-24102401_rpc_{c}.json")))
-        }
+        "version" | "pools" | "stats" | "devs" => Some(raw(&format!(
+            "fixtures/avalon/Avalon1566-24102401_rpc_{c}.json"
+        ))),
         "summary" => Some(raw("cases/inputs/C-07a_avalon_summary_mhs.bin")),
         _ => None,
     }))
@@ -254,7 +261,10 @@ async fn identity_is_read_again_after_a_reboot() {
                     (c.to_string(), body)
                 })
                 .collect();
-            let refs: Vec<(&str, &[u8])> = parts.iter().map(|(c, b)| (c.as_str(), b.as_slice())).collect();
+            let refs: Vec<(&str, &[u8])> = parts
+                .iter()
+                .map(|(c, b)| (c.as_str(), b.as_slice()))
+                .collect();
             return nul_reply(&joined_raw(&refs));
         }
         nul_reply(&braiins(command).unwrap_or_default())
@@ -271,6 +281,9 @@ async fn identity_is_read_again_after_a_reboot() {
     poll(server.addr, &mut memory, &limits()).await.unwrap();
     assert_eq!(
         sorted(server.log.take_requests()),
-        ["devdetails", "version+summary+pools+devs+temps+fans+tunerstatus"]
+        [
+            "devdetails",
+            "version+summary+pools+devs+temps+fans+tunerstatus"
+        ]
     );
 }

@@ -51,12 +51,21 @@ fn check(bytes: &[u8]) {
     if bytes.first() == Some(&b'{') {
         let fixed = repair::repair_json(bytes);
         // Bounded memory: the repair at most escapes bytes (6×) and adds a few brackets.
-        assert!(fixed.len() <= trimmed_len * 6 + 16, "{} → {}", trimmed_len, fixed.len());
+        assert!(
+            fixed.len() <= trimmed_len * 6 + 16,
+            "{} → {}",
+            trimmed_len,
+            fixed.len()
+        );
     }
     if let Ok(v) = repair::parse_reply(bytes) {
         for s in normalize_everywhere(&v) {
             for x in floats(&s) {
-                assert!(x.is_finite(), "non-finite value from {:?}", String::from_utf8_lossy(bytes));
+                assert!(
+                    x.is_finite(),
+                    "non-finite value from {:?}",
+                    String::from_utf8_lossy(bytes)
+                );
             }
             // The model serializes (no NaN reaches the cloud payload).
             let json = serde_json::to_string(&s).unwrap();
@@ -191,7 +200,9 @@ proptest! {
 fn every_key_of_every_family_deleted_in_turn() {
     // C-09's rule, exhaustively on a few replies: a partial record, never a crash.
     for bytes in corpus().iter().take(8) {
-        let Ok(v) = repair::parse_reply(bytes) else { continue };
+        let Ok(v) = repair::parse_reply(bytes) else {
+            continue;
+        };
         let mut paths = Vec::new();
         object_paths(&v, &mut Vec::new(), &mut paths);
         for path in paths.iter().take(400) {

@@ -80,7 +80,9 @@ pub async fn serve(script: impl Fn(&str) -> Vec<Step> + Send + Sync + 'static) -
                         let done = if prefixed {
                             request.len() >= 4
                                 && request.len()
-                                    >= 4 + u32::from_le_bytes([request[0], request[1], request[2], request[3]]) as usize
+                                    >= 4 + u32::from_le_bytes([
+                                        request[0], request[1], request[2], request[3],
+                                    ]) as usize
                         } else {
                             request.ends_with(b"}")
                         };
@@ -92,7 +94,8 @@ pub async fn serve(script: impl Fn(&str) -> Vec<Step> + Send + Sync + 'static) -
                             Ok(n) => request.extend_from_slice(&buf[..n]),
                         }
                     }
-                    let body = if request.first().is_some_and(|&b| b != b'{') && request.len() >= 4 {
+                    let body = if request.first().is_some_and(|&b| b != b'{') && request.len() >= 4
+                    {
                         &request[4..]
                     } else {
                         &request[..]
