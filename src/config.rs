@@ -14,6 +14,10 @@ pub const MAX_BATCH_MINERS: usize = 200;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Run control commands (reboot, power, pools, blink) from Foreman. `false`: monitor-only,
+    /// every control command fails with "control disabled on this pickaxe".
+    #[serde(default = "defaults::control")]
+    pub control: bool,
     pub foreman: ForemanConfig,
     #[serde(default)]
     pub poll: PollConfig,
@@ -28,6 +32,57 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub commands: CommandsConfig,
+}
+
+/// Commands from Foreman: intake, bulk safety, verification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsConfig {
+    /// How often commands are fetched when Foreman gives no hint.
+    #[serde(default = "defaults::command_poll", deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// Commands acting on miners at the same time (sending; verification is cheap).
+    #[serde(default = "defaults::command_concurrency")]
+    pub concurrency: usize,
+    /// Gap between two miners powered back on, so a row does not hit the breakers at once.
+    #[serde(default = "defaults::power_on_ramp", deserialize_with = "duration")]
+    pub power_on_ramp: Duration,
+    /// A miner rebooted less than this long ago is not rebooted again (stops reboot loops).
+    #[serde(default = "defaults::reboot_cooldown", deserialize_with = "duration")]
+    pub reboot_cooldown: Duration,
+    /// Deadline of a command whose args carry no `deadlineMillis`.
+    #[serde(default = "defaults::command_deadline", deserialize_with = "duration")]
+    pub default_deadline: Duration,
+    /// How often the effect of a command is checked on the miner.
+    #[serde(default = "defaults::verify_interval", deserialize_with = "duration")]
+    pub verify_interval: Duration,
+    /// Timeout of one exchange with a miner.
+    #[serde(default = "defaults::miner_timeout", deserialize_with = "duration")]
+    pub miner_timeout: Duration,
+    /// How long finished command ids are remembered (at least 24 h).
+    #[serde(default = "defaults::command_retention", deserialize_with = "duration")]
+    pub retention: Duration,
+    /// How often MACs of polled miners are sent to Foreman.
+    #[serde(default = "defaults::mac_interval", deserialize_with = "duration")]
+    pub mac_interval: Duration,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        CommandsConfig {
+            poll_interval: defaults::command_poll(),
+            concurrency: defaults::command_concurrency(),
+            power_on_ramp: defaults::power_on_ramp(),
+            reboot_cooldown: defaults::reboot_cooldown(),
+            default_deadline: defaults::command_deadline(),
+            verify_interval: defaults::verify_interval(),
+            miner_timeout: defaults::miner_timeout(),
+            retention: defaults::command_retention(),
+            mac_interval: defaults::mac_interval(),
+        }
+    }
 }
 
 /// The local Prometheus endpoint.
@@ -216,6 +271,36 @@ pub struct LogConfig {
 
 mod defaults {
     use super::*;
+    pub fn control() -> bool {
+        true
+    }
+    pub fn command_poll() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn command_concurrency() -> usize {
+        50
+    }
+    pub fn power_on_ramp() -> Duration {
+        Duration::from_secs(2)
+    }
+    pub fn reboot_cooldown() -> Duration {
+        Duration::from_secs(600)
+    }
+    pub fn command_deadline() -> Duration {
+        Duration::from_secs(600)
+    }
+    pub fn verify_interval() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn miner_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn command_retention() -> Duration {
+        Duration::from_secs(7 * 24 * 3600)
+    }
+    pub fn mac_interval() -> Duration {
+        Duration::from_secs(600)
+    }
     pub fn refresh_interval() -> Duration {
         Duration::from_secs(120)
     }
@@ -437,6 +522,25 @@ impl Config {
             return Err(ConfigError::new(
                 "upload.max_backoff",
                 "must not be shorter than upload.min_backoff",
+            ));
+        }
+
+        let c = &self.commands;
+        positive("commands.poll_interval", c.poll_interval)?;
+        positive("commands.verify_interval", c.verify_interval)?;
+        positive("commands.miner_timeout", c.miner_timeout)?;
+        positive("commands.default_deadline", c.default_deadline)?;
+        positive("commands.mac_interval", c.mac_interval)?;
+        if !(1..=10_000).contains(&c.concurrency) {
+            return Err(ConfigError::new(
+                "commands.concurrency",
+                "must be between 1 and 10000",
+            ));
+        }
+        if c.retention < Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::new(
+                "commands.retention",
+                "must be at least 24h (command ids are de-duplicated for a day at least)",
             ));
         }
 

@@ -98,6 +98,15 @@ pub async fn start(
     ));
     let upload_stop = CancellationToken::new();
     let upload_stop_handle = upload_stop.clone();
+    // Commands stop acting at shutdown; their results keep flowing until the uploader stops.
+    crate::commands::spawn(
+        &config,
+        store.clone(),
+        client.clone(),
+        shutdown.clone(),
+        upload_stop.clone(),
+        tracker,
+    );
     let heartbeats = Heartbeats::new(config.poll.interval + config.poll.timeout);
     tracker.spawn(
         Uploader {
@@ -188,6 +197,8 @@ fn merge_targets(assigned: &[AssignedMiner], static_miners: &[SocketAddr]) -> Ve
 }
 
 /// The poll loop: one cycle per interval, each written to the store in one transaction.
+// Each argument is one channel or handle of the wiring above; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn poll_loop(
     config: Config,
     store: Store,

@@ -12,6 +12,7 @@
 //! - `demo`, `bench`, `status`: the other commands.
 
 pub mod bench;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod miner;
 pub mod model;
 pub mod poller;
+pub mod scan_cli;
 pub mod service;
 pub mod signal;
 pub mod status;

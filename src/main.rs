@@ -41,6 +41,8 @@ enum Command {
         #[arg(long, short, default_value = "/etc/pickaxe/pickaxe.toml")]
         config: PathBuf,
     },
+    /// Find the miners in an address range (at most 65,536 addresses): progress bar, table.
+    Scan(pickaxe::scan_cli::ScanArgs),
     /// Measure full poll cycles against a simulated fleet running in its own process.
     Bench(pickaxe::bench::BenchArgs),
     /// (for `bench`) Serve a simulated fleet in this process until SIGTERM.
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
                 report(pickaxe::status::show(&config).await)
             }
             Command::Bench(args) => report(pickaxe::bench::run(args).await),
+            Command::Scan(args) => report(pickaxe::scan_cli::run(args).await),
             Command::SimFleet { count, base, mix } => {
                 report(pickaxe::bench::serve_fleet(count, base, &mix).await)
             }

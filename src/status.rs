@@ -38,6 +38,33 @@ pub async fn render(store: &Store, now_ms: i64) -> anyhow::Result<String> {
     let backlog = store.backlog().await?;
     writeln!(out, "pickaxe id:     {id}")?;
     writeln!(out, "uplink:         {uplink}")?;
+    let contact = store
+        .meta("foreman_last_contact_ms")
+        .await?
+        .and_then(|v| v.parse::<i64>().ok());
+    let last_error = store.meta("foreman_last_error").await?;
+    let error_ms = store
+        .meta("foreman_last_error_ms")
+        .await?
+        .and_then(|v| v.parse::<i64>().ok());
+    writeln!(
+        out,
+        "foreman:        last contact {}{}",
+        contact.map_or_else(|| "never".to_string(), |ms| age(now_ms - ms)),
+        match (last_error, error_ms) {
+            (Some(e), Some(at)) => format!("; last error {}: {e}", age(now_ms - at)),
+            _ => String::new(),
+        }
+    )?;
+    let c = store.command_counts().await?;
+    writeln!(
+        out,
+        "commands:       {} running, {} succeeded, {} failed; {} results waiting for Foreman",
+        c.received + c.executing,
+        c.succeeded,
+        c.failed,
+        c.results_waiting
+    )?;
     let oldest = backlog
         .oldest_cycle_ms
         .map(|ms| format!(", oldest {}", age(now_ms - ms)))
@@ -148,4 +175,41 @@ pub async fn check(config: &Config) -> anyhow::Result<()> {
         println!("miners:   pickaxe id not created yet (first `pickaxe run` creates it)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn status_shows_the_connection_and_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
+        let text = render(&store, chrono::Utc::now().timestamp_millis())
+            .await
+            .unwrap();
+        assert!(
+            text.contains("foreman:        last contact never"),
+            "{text}"
+        );
+        store.foreman_contact().await.unwrap();
+        store.foreman_error("HTTP 503: down").await.unwrap();
+        let args = serde_json::json!({"ip": "127.0.0.1", "password": "hunter2"});
+        store
+            .record_command("c", "reboot", &args, None, &args)
+            .await
+            .unwrap();
+        let text = render(&store, chrono::Utc::now().timestamp_millis())
+            .await
+            .unwrap();
+        assert!(
+            text.contains("last contact 0s ago; last error 0s ago: HTTP 503: down"),
+            "{text}"
+        );
+        assert!(
+            text.contains("commands:       1 running, 0 succeeded, 0 failed; 1 results waiting"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"));
+    }
 }

@@ -44,6 +44,7 @@ pub(crate) fn router(foreman: Option<Arc<Shared>>, fleet: Option<Fleet>) -> Rout
         .route("/admin/fleet/fault", post(fleet_fault))
         .route("/admin/fleet/miner", post(fleet_miner))
         .route("/admin/schedule", get(get_schedule).post(post_schedule))
+        .route("/admin/commands", get(get_commands).post(post_commands))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such admin endpoint") })
         .with_state(AdminState { foreman, fleet })
 }
@@ -178,6 +179,8 @@ pub(crate) fn report_json(r: &MinerReport) -> Value {
         "served": r.served,
         "commands": r.commands,
         "stats_served": stats,
+        "reboots": r.reboots,
+        "power_log": r.power_log,
     });
     match r.fault {
         Fault::Slow(d) => v["delay_secs"] = json!(d.as_secs_f64()),
@@ -271,6 +274,8 @@ struct MinerChange {
     keep_open: Option<bool>,
     #[serde(default)]
     reboot: bool,
+    /// How it answers the command that reboots it: `reply`, `close`, `hang` (C-19).
+    reboot_reply: Option<crate::fleet::RebootReply>,
 }
 
 async fn fleet_miner(State(st): St, body: axum::body::Bytes) -> Response {
@@ -307,6 +312,9 @@ async fn fleet_miner(State(st): St, body: axum::body::Bytes) -> Response {
     if let Some(p) = &req.password {
         result = result.and_then(|_| fleet.set_password(addr, p));
     }
+    if let Some(how) = req.reboot_reply {
+        result = result.and_then(|_| fleet.set_reboot_reply(addr, how));
+    }
     if req.reboot {
         result = result.and_then(|_| fleet.reboot(addr));
     }
@@ -315,6 +323,27 @@ async fn fleet_miner(State(st): St, body: axum::body::Bytes) -> Response {
         Ok(None) => err(StatusCode::NOT_FOUND, "miner gone"),
         Err(e) => err(StatusCode::NOT_FOUND, &e.to_string()),
     }
+}
+
+async fn get_commands(State(st): St) -> Response {
+    match &st.foreman {
+        Some(f) => Json(f.commands().records.clone()).into_response(),
+        None => no_foreman(),
+    }
+}
+
+/// `[{"id","command","args"}]`: queued for the pickaxe.
+async fn post_commands(State(st): St, body: axum::body::Bytes) -> Response {
+    let Some(f) = &st.foreman else {
+        return no_foreman();
+    };
+    let cmds: Vec<crate::foreman::NewCommand> = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return err(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+    };
+    let n = cmds.len();
+    f.commands().push(cmds);
+    Json(json!({ "queued": n })).into_response()
 }
 
 async fn get_schedule(State(st): St) -> Response {

@@ -14,10 +14,10 @@ pub mod site;
 pub use admin::{serve_fleet_admin, AdminServer};
 pub use fleet::{
     parse_fault_counts, parse_mix, start_fleet, Fault, Fleet, FleetConfig, MinerReport,
-    ServedCounts, SimMinerInfo, StatsServed,
+    RebootReply, ServedCounts, SimMinerInfo, StatsServed,
 };
 pub use foreman::{
-    start_foreman, Foreman, ForemanConfig, ForemanFault, MinerConfigEntry, MinerSamples,
-    OutageMode, Sample, Summary,
+    start_foreman, CommandRecord, Foreman, ForemanConfig, ForemanFault, MinerConfigEntry,
+    MinerSamples, NewCommand, OutageMode, Sample, Summary,
 };
 pub use site::{start_site, Site};

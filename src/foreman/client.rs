@@ -66,6 +66,44 @@ pub struct AppConfig {
     pub compress_metrics: Option<bool>,
 }
 
+/// One command as Foreman lists it (protocol §2.4). Kept as raw JSON too: the start echoes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteCommand {
+    pub id: String,
+    pub command: String,
+    pub args: serde_json::Value,
+}
+
+/// The command list and the server's hint for the next poll.
+#[derive(Debug, Clone, Default)]
+pub struct CommandList {
+    pub commands: Vec<RemoteCommand>,
+    /// Entries without a usable id or command name (skipped).
+    pub malformed: usize,
+    pub delay: Option<Duration>,
+}
+
+/// Reads `delay` + `delayUnits` (Java TimeUnit names), else `delaySeconds`.
+fn poll_hint(v: &serde_json::Value) -> Option<Duration> {
+    let unit = v.get("delayUnits").and_then(|u| u.as_str());
+    if let (Some(d), Some(unit)) = (v.get("delay").and_then(|d| d.as_f64()), unit) {
+        let secs = match unit {
+            "MILLISECONDS" => d / 1000.0,
+            "SECONDS" => d,
+            "MINUTES" => d * 60.0,
+            "HOURS" => d * 3600.0,
+            _ => f64::NAN,
+        };
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs.min(86_400.0)));
+        }
+    }
+    v.get("delaySeconds")
+        .and_then(|d| d.as_f64())
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .map(|d| Duration::from_secs_f64(d.min(86_400.0)))
+}
+
 #[derive(Debug, Clone)]
 pub struct ForemanClient {
     http: reqwest::Client,
@@ -224,6 +262,80 @@ impl ForemanClient {
         } else {
             Err(ForemanError::BadReply("ping did not answer pong".into()))
         }
+    }
+
+    /// The commands waiting for this pickaxe.
+    pub async fn commands(&self) -> Result<CommandList, ForemanError> {
+        let url = self.url(&paths::commands(&self.pickaxe_id))?;
+        let body = self
+            .send(Method::GET, url, self.auth_headers()?, None)
+            .await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ForemanError::BadReply(format!("commands: {e}")))?;
+        let mut list = CommandList {
+            delay: poll_hint(&v),
+            ..CommandList::default()
+        };
+        // Entry by entry: one malformed command must not hide the others.
+        for c in v
+            .get("commands")
+            .and_then(|c| c.as_array())
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let id = c.get("id").and_then(|i| match i {
+                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            let command = c.get("command").and_then(|x| x.as_str());
+            match (id, command) {
+                (Some(id), Some(command)) => list.commands.push(RemoteCommand {
+                    id,
+                    command: command.to_string(),
+                    args: c.get("args").cloned().unwrap_or(serde_json::Value::Null),
+                }),
+                _ => list.malformed += 1,
+            }
+        }
+        Ok(list)
+    }
+
+    /// Posts one batch of command results: `kind` is `start`, `update` or `done`, each entry
+    /// `(commandId, body)` (protocol §2.5).
+    pub async fn command_batch(
+        &self,
+        kind: &str,
+        entries: &[(String, serde_json::Value)],
+    ) -> Result<(), ForemanError> {
+        let url = self.url(&paths::command_batch(&self.pickaxe_id, kind))?;
+        let commands: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(id, body)| serde_json::json!({ "commandId": id, kind: body }))
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "commands": commands }))
+            .map_err(|e| ForemanError::Setup(e.to_string()))?;
+        self.send(Method::POST, url, self.auth_headers()?, Some(body))
+            .await?;
+        Ok(())
+    }
+
+    /// Sends MAC addresses `(ip, apiPort, mac)`, at most 100 per request (protocol §2.7).
+    pub async fn post_macs(&self, updates: &[(String, u16, String)]) -> Result<(), ForemanError> {
+        for chunk in updates.chunks(100) {
+            let url = self.url(&paths::macs(&self.pickaxe_id))?;
+            let list: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|(ip, port, mac)| {
+                    serde_json::json!({"ip": ip, "apiPort": port, "mac": mac.to_lowercase()})
+                })
+                .collect();
+            let body = serde_json::to_vec(&serde_json::json!({ "updates": list }))
+                .map_err(|e| ForemanError::Setup(e.to_string()))?;
+            self.send(Method::POST, url, self.auth_headers()?, Some(body))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Uploads one metrics batch (JSON body) under its idempotency key.

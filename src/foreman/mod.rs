@@ -6,4 +6,4 @@ pub mod metrics;
 pub mod paths;
 pub mod retry;
 
-pub use client::{ForemanClient, ForemanError, MinerConfigEntry};
+pub use client::{CommandList, ForemanClient, ForemanError, MinerConfigEntry, RemoteCommand};

@@ -27,3 +27,19 @@ pub fn started(pickaxe_id: &str) -> String {
 pub fn ping(client_id: &str) -> String {
     format!("/api/ping/{client_id}")
 }
+
+/// `GET` the commands waiting for this pickaxe (protocol §2.4).
+pub fn commands(pickaxe_id: &str) -> String {
+    format!("/api/pickaxe/{pickaxe_id}/commands")
+}
+
+/// `POST` a batch of command starts, updates or dones: `kind` is `start`, `update` or `done`
+/// (protocol §2.5).
+pub fn command_batch(pickaxe_id: &str, kind: &str) -> String {
+    format!("/api/pickaxe/{pickaxe_id}/command/{kind}")
+}
+
+/// `POST` MAC addresses of polled miners, at most 100 per request (protocol §2.7).
+pub fn macs(pickaxe_id: &str) -> String {
+    format!("/api/pickaxe/{pickaxe_id}/macs")
+}

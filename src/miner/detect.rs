@@ -217,7 +217,7 @@ pub fn whatsminer_fw_date(fw: &str) -> Option<u32> {
 }
 
 /// First firmware date served by Whatsminer API v3 (reference §5: ≥ 2024-11).
-pub const WHATSMINER_V3_SINCE: u32 = 2024_11_01;
+pub const WHATSMINER_V3_SINCE: u32 = 20241101;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -335,9 +335,9 @@ mod tests {
 
     #[test]
     fn firmware_dates() {
-        assert_eq!(whatsminer_fw_date("20230803.11.REL"), Some(2023_08_03));
-        assert_eq!(whatsminer_fw_date("'20201202.22.REL'"), Some(2020_12_02));
-        assert_eq!(whatsminer_fw_date("20251209.16.Rel2"), Some(2025_12_09));
+        assert_eq!(whatsminer_fw_date("20230803.11.REL"), Some(20230803));
+        assert_eq!(whatsminer_fw_date("'20201202.22.REL'"), Some(20201202));
+        assert_eq!(whatsminer_fw_date("20251209.16.Rel2"), Some(20251209));
         assert_eq!(whatsminer_fw_date("whatsminer v1.4.0"), None);
         assert_eq!(whatsminer_fw_date(""), None);
     }

@@ -22,6 +22,7 @@
 //! repair), [`reply`] (status, sections, lenient numbers), [`detect`] (family), [`dialect`]
 //! (per-family plans and normalisation), [`pool_url`] (pool URL parts).
 
+pub mod control;
 pub mod detect;
 pub mod dialect;
 pub mod pool_url;
@@ -553,8 +554,9 @@ impl Session<'_> {
             if let Ok(stats) = self.fetch(Command::Stats).await {
                 if let Some((f, k)) = detect::family_from_stats(&stats) {
                     (family, kind) = (f, k);
-                    r.set(Command::Stats, stats);
                 }
+                // Generic builds (SealMiner) may carry their model and MAC there.
+                r.set(Command::Stats, stats);
             }
         }
         if family == Family::Whatsminer {

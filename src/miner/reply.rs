@@ -69,7 +69,7 @@ pub fn check_status(reply: &Value) -> Result<(), MinerError> {
 /// no, with its reason in `msg`.
 pub fn check_v3(reply: &Value) -> Result<(), MinerError> {
     match reply.get("code").and_then(num) {
-        Some(c) if c == 0.0 => Ok(()),
+        Some(0.0) => Ok(()),
         code => Err(MinerError {
             status: "E".into(),
             code: code.map(|c| c as i64),

@@ -6,6 +6,7 @@
 //! where its busy handler does not help). Reads (status, the uploader picking its next batch)
 //! use a separate small pool; WAL lets them run beside the writer.
 
+pub mod commands;
 mod miners;
 mod outbox;
 
@@ -21,6 +22,7 @@ use sqlx::Row;
 
 use crate::config::{StoreConfig, Synchronous, WhenFull};
 
+pub use commands::{CommandCounts, CommandRow, OutboxEntry};
 pub use miners::{AssignedMiner, MinerStatusRow, PollRecord};
 pub use outbox::{Backlog, CycleBatch, DropReason, Dropped, Drops, StoredBatch};
 

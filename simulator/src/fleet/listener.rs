@@ -245,6 +245,19 @@ async fn handle_cgminer(miner: &MinerState, mut s: TcpStream) {
         }
         return;
     }
+    if reply.reboot {
+        match miner.reboot_reply() {
+            super::miner::RebootReply::Reply => {}
+            super::miner::RebootReply::Close => {
+                miner.reboot(Utc::now().timestamp_millis());
+                return;
+            }
+            super::miner::RebootReply::Hang => {
+                miner.reboot(Utc::now().timestamp_millis());
+                return hold_silently(&mut s).await;
+            }
+        }
+    }
     let framing = miner.framing();
     let text = match fault {
         Fault::Malformed(m) => m.apply(&reply.text),

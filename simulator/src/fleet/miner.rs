@@ -77,6 +77,10 @@ pub struct MinerReport {
     pub v3_addr: Option<SocketAddr>,
     /// Whatsminer: whether the write API is enabled.
     pub write_api: bool,
+    /// Reboots so far.
+    pub reboots: u64,
+    /// Switches of hashing by commands (unix ms, on), oldest first.
+    pub power_log: Vec<(i64, bool)>,
 }
 
 /// A LuxOS session.
@@ -105,6 +109,8 @@ pub(crate) struct Dynamic {
     pub password: String,
     /// Pools set by `update_pools` (url, user), in place of the fixture's.
     pub pools: Vec<(String, String)>,
+    /// Every switch of hashing on or off by a command (unix ms, on), oldest first.
+    pub power_log: Vec<(i64, bool)>,
 }
 
 impl Dynamic {
@@ -112,12 +118,33 @@ impl Dynamic {
     pub fn hashing(&mut self, now_s: i64) -> bool {
         if let Some((at, on)) = self.pending {
             if now_s >= at {
-                self.on = on;
                 self.pending = None;
+                self.switch(on, now_s * 1000);
             }
         }
         self.on
     }
+
+    /// Switches hashing on or off (a command did), logging the change.
+    pub fn switch(&mut self, on: bool, now_ms: i64) {
+        if self.on != on {
+            self.power_log.push((now_ms, on));
+        }
+        self.on = on;
+    }
+}
+
+/// How a miner answers the command that reboots it (case C-19).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RebootReply {
+    /// The firmware's reply, then the reboot.
+    #[default]
+    Reply,
+    /// Reads the request, closes without a byte, reboots.
+    Close,
+    /// Reboots with the socket held silent (until the client gives up).
+    Hang,
 }
 
 /// Knobs a miner starts with.
@@ -156,6 +183,9 @@ pub(crate) struct MinerState {
     /// LuxOS session idle expiry.
     pub session_idle: Duration,
     pub v3_addr: OnceLock<SocketAddr>,
+    /// Reboots so far (by command or by [`crate::Fleet::reboot`]).
+    reboots: AtomicU64,
+    reboot_reply: Mutex<RebootReply>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -199,7 +229,10 @@ impl MinerState {
                 write_api: setup.write_api,
                 password: setup.password,
                 pools: Vec::new(),
+                power_log: Vec::new(),
             }),
+            reboots: AtomicU64::new(0),
+            reboot_reply: Mutex::new(RebootReply::default()),
             reboot_secs: setup.reboot_secs,
             session_idle: setup.session_idle,
             v3_addr: OnceLock::new(),
@@ -239,6 +272,7 @@ impl MinerState {
     /// Reboots now: uptime restarts, connections are refused for the reboot time, a LuxOS
     /// session and Whatsminer tokens are gone.
     pub fn reboot(&self, now_ms: i64) {
+        self.reboots.fetch_add(1, Ordering::Relaxed);
         let down = (self.reboot_secs * 1000.0) as i64;
         self.boot_ms.store(now_ms + down, Ordering::Relaxed);
         if down > 0 {
@@ -251,6 +285,18 @@ impl MinerState {
         }
         tracing::info!(addr = %self.addr, down_ms = down, "simulated miner rebooting");
         self.changed.send_modify(|g| *g += 1);
+    }
+
+    pub fn reboots(&self) -> u64 {
+        self.reboots.load(Ordering::Relaxed)
+    }
+
+    pub fn reboot_reply(&self) -> RebootReply {
+        *lock(&self.reboot_reply)
+    }
+
+    pub fn set_reboot_reply(&self, r: RebootReply) {
+        *lock(&self.reboot_reply) = r;
     }
 
     /// Hashing now (applies a due Avalon schedule).
@@ -317,9 +363,9 @@ impl MinerState {
             Vec::new()
         };
         let now_s = Utc::now().timestamp();
-        let (hashing, write_api) = {
+        let (hashing, write_api, power_log) = {
             let mut d = self.dynamic();
-            (d.hashing(now_s), d.write_api)
+            (d.hashing(now_s), d.write_api, d.power_log.clone())
         };
         MinerReport {
             addr: self.addr,
@@ -339,6 +385,8 @@ impl MinerState {
             framing: self.framing(),
             v3_addr: self.v3_addr.get().copied(),
             write_api,
+            reboots: self.reboots(),
+            power_log,
         }
     }
 }

@@ -34,7 +34,8 @@ pub use fault::{
 };
 pub use fixtures::{family_models, model_keys, models, Model, DEFAULT_MIX, REPORT_COMMANDS};
 pub use miner::{
-    MinerReport, ServedCounts, StatsServed, LARGE_FLEET, LARGE_FLEET_HISTORY, STATS_HISTORY,
+    MinerReport, RebootReply, ServedCounts, StatsServed, LARGE_FLEET, LARGE_FLEET_HISTORY,
+    STATS_HISTORY,
 };
 
 use crate::foreman::MinerConfigEntry;
@@ -530,6 +531,7 @@ impl Fleet {
         let mut d = m.dynamic();
         d.on = on;
         d.pending = None;
+        drop(d);
         Ok(())
     }
 
@@ -551,6 +553,29 @@ impl Fleet {
     /// Reboots a miner now: uptime restarts, refused for `reboot_secs`.
     pub fn reboot(&self, addr: SocketAddr) -> anyhow::Result<()> {
         self.get(addr)?.reboot(Utc::now().timestamp_millis());
+        Ok(())
+    }
+
+    /// Whether a miner's fault light is on (blinking).
+    pub fn led(&self, addr: SocketAddr) -> Option<bool> {
+        self.get(addr).ok().map(|m| m.dynamic().led)
+    }
+
+    /// How often a miner rebooted (by command or [`Fleet::reboot`]).
+    pub fn reboots(&self, addr: SocketAddr) -> u64 {
+        self.get(addr).map(|m| m.reboots()).unwrap_or(0)
+    }
+
+    /// Switches of hashing on/off by commands (unix ms, on), oldest first.
+    pub fn power_log(&self, addr: SocketAddr) -> Vec<(i64, bool)> {
+        self.get(addr)
+            .map(|m| m.dynamic().power_log.clone())
+            .unwrap_or_default()
+    }
+
+    /// How a miner answers the command that reboots it: reply, close or hang (C-19).
+    pub fn set_reboot_reply(&self, addr: SocketAddr, how: RebootReply) -> anyhow::Result<()> {
+        self.get(addr)?.set_reboot_reply(how);
         Ok(())
     }
 

@@ -34,6 +34,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/pickaxe/{pickaxe_id}/appConfig", get(app_config))
         .route("/api/pickaxe/{pickaxe_id}/started", post(started))
         .route("/api/pickaxe/{pickaxe_id}/commands", get(commands))
+        .route(
+            "/api/pickaxe/{pickaxe_id}/command/{kind}",
+            post(command_batch),
+        )
+        .route("/api/pickaxe/{pickaxe_id}/macs", post(macs))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(metrics::MAX_BODY))
         .layer(middleware::from_fn_with_state(shared.clone(), faults))
@@ -291,12 +296,54 @@ async fn started(State(st): St, headers: HeaderMap, Path(pickaxe_id): Path<Strin
     Json(json!({"status": "success"})).into_response()
 }
 
-/// No command queue yet: always an empty list with Foreman's poll hint.
+/// Commands not started yet, with the poll hint (protocol §2.4).
 async fn commands(State(st): St, headers: HeaderMap) -> Response {
     if let Some(r) = deny(&st, &headers, None) {
         return r;
     }
     st.rec().summary.requests.commands += 1;
-    Json(json!({"commands": [], "delay": 30, "delaySeconds": 30, "delayUnits": "SECONDS"}))
-        .into_response()
+    let body = st.commands().list();
+    Json(body).into_response()
+}
+
+/// `POST .../command/start|update|done` batches: `{"success":n}` (protocol §2.5).
+async fn command_batch(
+    State(st): St,
+    headers: HeaderMap,
+    Path((_pickaxe_id, kind)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = deny(&st, &headers, None) {
+        return r;
+    }
+    if !matches!(kind.as_str(), "start" | "update" | "done") {
+        return message(StatusCode::NOT_FOUND, "Not found.");
+    }
+    let parsed: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return message(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+    };
+    match st.commands().apply(&kind, &parsed) {
+        Ok(n) => Json(json!({ "success": n })).into_response(),
+        Err(msg) => message(StatusCode::BAD_REQUEST, &msg),
+    }
+}
+
+/// `POST .../macs` `{"updates":[{"ip","apiPort","mac"}]}`, at most 100 per request (§2.7).
+async fn macs(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = deny(&st, &headers, None) {
+        return r;
+    }
+    let parsed: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return message(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+    };
+    let Some(updates) = parsed.get("updates").and_then(|u| u.as_array()) else {
+        return message(StatusCode::BAD_REQUEST, "body needs an \"updates\" array");
+    };
+    if updates.len() > 100 {
+        return message(StatusCode::BAD_REQUEST, "at most 100 updates per request");
+    }
+    st.commands().macs.extend(updates.iter().cloned());
+    Json(json!({"status": "success"})).into_response()
 }

@@ -1,6 +1,7 @@
 //! A fake Foreman cloud: HTTPS with a throwaway CA, the pickaxe endpoints, fault injection.
 
 mod api;
+mod commands;
 mod metrics;
 mod server;
 mod state;
@@ -17,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use commands::{CommandRecord, NewCommand};
 pub use metrics::parse_timestamp;
 pub use state::{
     ActiveFaults, FaultCounts, ForemanFault, MinerConfigEntry, MinerSamples, OutageMode, Param,
@@ -272,6 +274,27 @@ impl Foreman {
     /// Samples received per miner (same as `GET /admin/samples`).
     pub fn samples(&self) -> Vec<MinerSamples> {
         self.inner.shared.rec().samples()
+    }
+
+    /// Queues commands for the pickaxe (served by `GET /api/pickaxe/{id}/commands` until
+    /// started). An id already queued is ignored.
+    pub fn queue_commands(&self, commands: Vec<NewCommand>) {
+        self.inner.shared.commands().push(commands);
+    }
+
+    /// Every queued command with the start, updates and done received for it.
+    pub fn commands(&self) -> Vec<CommandRecord> {
+        self.inner.shared.commands().records.clone()
+    }
+
+    /// The poll hint served with the command list (30 s by default).
+    pub fn set_command_delay(&self, delay: Duration) {
+        self.inner.shared.commands().delay = delay;
+    }
+
+    /// MAC updates received (`{"ip","apiPort","mac"}` each).
+    pub fn macs(&self) -> Vec<serde_json::Value> {
+        self.inner.shared.commands().macs.clone()
     }
 
     /// Pickaxes seen on `config` or `started`.

@@ -460,6 +460,8 @@ pub(crate) struct Shared {
     pub miners: RwLock<Vec<MinerConfigEntry>>,
     pub rec: Mutex<Records>,
     pub faults: Mutex<FaultCounters>,
+    /// Commands queued for pickaxes and what they reported.
+    pub commands: Mutex<super::commands::CommandQueue>,
     pub outage_tx: watch::Sender<Option<OutageMode>>,
     outage_gen: Arc<AtomicU64>,
     /// The running schedule (its cancel token) and its progress.
@@ -482,6 +484,7 @@ impl Shared {
             miners: RwLock::new(miners),
             rec: Mutex::new(Records::default()),
             faults: Mutex::new(FaultCounters::default()),
+            commands: Mutex::new(Default::default()),
             outage_tx: watch::channel(None).0,
             outage_gen: Arc::new(AtomicU64::new(0)),
             schedule: Mutex::new((shutdown.child_token(), Arc::default())),
@@ -500,6 +503,10 @@ impl Shared {
 
     pub fn rec(&self) -> std::sync::MutexGuard<'_, Records> {
         self.rec.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn commands(&self) -> std::sync::MutexGuard<'_, super::commands::CommandQueue> {
+        self.commands.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn fault_counters(&self) -> std::sync::MutexGuard<'_, FaultCounters> {

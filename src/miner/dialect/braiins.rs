@@ -17,7 +17,7 @@ use super::{
     average_rate, board_sum, cgminer, elapsed, fans_section, pools, realtime_rate, temp_field,
     Command, Replies,
 };
-use crate::miner::reply::{self, field, field_str, field_u64};
+use crate::miner::reply::{field, field_str, field_u64};
 use crate::model::{Board, FirmwareKind, Identity, MinerStats, PowerMode};
 
 pub fn normalize(r: &Replies) -> MinerStats {
@@ -195,13 +195,6 @@ fn split_model(text: &str) -> (Option<String>, Option<String>) {
         _ => model.to_string(),
     };
     (Some(make.to_string()), Some(model))
-}
-
-/// Whether a `devdetails` model names an Antminer, for the identity cache.
-pub fn is_antminer_model(devdetails: &Value) -> bool {
-    reply::first_obj(devdetails, "DEVDETAILS")
-        .and_then(|d| field_str(d, "Model"))
-        .is_some_and(|m| m.to_ascii_lowercase().contains("antminer"))
 }
 
 #[cfg(test)]

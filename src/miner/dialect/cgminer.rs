@@ -26,8 +26,10 @@ pub fn normalize(r: &Replies) -> MinerStats {
         .map(|(i, d)| board(i, d))
         .collect();
 
+    let mut identity = identity(r.get(Command::Version), version);
+    fill_from_stats(&mut identity, r);
     MinerStats {
-        identity: identity(r.get(Command::Version), version),
+        identity,
         hashrate: summary.and_then(realtime_rate).or(board_sum(&boards)),
         hashrate_avg: summary.and_then(average_rate),
         fans: summary.map(fans).unwrap_or_default(),
@@ -36,6 +38,36 @@ pub fn normalize(r: &Replies) -> MinerStats {
         pools: r.get(Command::Pools).map(pools).unwrap_or_default(),
         compile_time: compile_time(version),
         ..MinerStats::default()
+    }
+}
+
+/// Generic builds that write their identity into `STATS[0]` (SealMiner's bdminer: `Model`,
+/// `MAC`, `Firmware`); the maker from the miner software's name.
+fn fill_from_stats(id: &mut Identity, r: &Replies) {
+    let described_as = |needle: &str| {
+        [Command::Version, Command::Summary, Command::Stats]
+            .iter()
+            .filter_map(|&c| r.first(c, "STATUS"))
+            .filter_map(|s| field_str(s, "Description"))
+            .any(|d| d.to_ascii_lowercase().contains(needle))
+    };
+    if id.make.is_none() && described_as("bdminer") {
+        id.make = Some("SealMiner".into());
+    }
+    let Some(stats) = r.first(Command::Stats, "STATS") else {
+        return;
+    };
+    let text = |k: &str| {
+        field_str(stats, k)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    if id.model.is_none() {
+        id.model = text("Model");
+    }
+    if id.mac.is_none() {
+        id.mac = text("MAC").map(|m| m.to_ascii_lowercase());
     }
 }
 

@@ -916,3 +916,64 @@ fn fan_units_are_explicit() {
     assert!(s.fans.iter().all(|f| f.unit == FanUnit::Rpm));
     assert_eq!(s.fan_duty, Some(41.0));
 }
+
+#[test]
+fn generic_sealminer_identity_from_stats() {
+    let f = |c: &str| fx(&format!("cgminer_generic/SealMiner-bdminer-2025_{c}.json"));
+    let s = read(
+        Family::Cgminer,
+        &[
+            (Version, &f("version")),
+            (Summary, &f("summary")),
+            (Pools, &f("pools")),
+            (Stats, &f("stats")),
+        ],
+    );
+    assert_eq!(
+        (
+            s.identity.make.as_deref(),
+            s.identity.model.as_deref(),
+            s.identity.mac.as_deref()
+        ),
+        (Some("SealMiner"), Some("A2"), Some("50:d4:48:4b:86:78"))
+    );
+    assert_eq!(s.identity.firmware.as_deref(), Some("bdminer 4.11.1"));
+    assert!(s.hashrate.is_some_and(|h| h > 1e14));
+    assert!(!s.pools.is_empty());
+}
+
+#[test]
+fn antminer_new_api_structured_stats() {
+    // `{"command":"stats","new_api":true}`: `STATS[0].chain[]` (shape per reference §2c).
+    let stats = serde_json::json!({"STATUS":[{"STATUS":"S","Description":"cgminer 1.0.0"}],
+        "STATS":[{"rate_unit":"GH","elapsed":3600,"rate_5s":200000.5,"rate_avg":199000.0,"rate_ideal":200000.0,
+            "fan_num":4,"fan":["5340","5400","0","5400"],
+            "chain":[
+                {"index":0,"rate_real":66000.5,"asic_num":108,"temp_pcb":[40,42,55,57],"temp_chip":[60,62,75,77],"sn":"SN0","asic":"oooo oooo"},
+                {"index":1,"rate_real":67000.0,"asic_num":108,"temp_pcb":[41,0,-273,56],"temp_chip":["61","",76],"sn":"","asic":"ooxo"},
+                {"index":2,"rate_real":"","asic_num":0}]}]});
+    let mut r = Replies::default();
+    r.set(Stats, stats);
+    r.set(Version, parsed(&fx("antminer/S19Pro-2022fw_version.json")));
+    let s = dialect::normalize(Family::Antminer, &r);
+    assert_rate(s.hashrate, 200000.5e9);
+    assert_rate(s.hashrate_avg, 199000.0e9);
+    assert_rate(s.hashrate_ideal, 200000.0e9);
+    assert_eq!(s.uptime, Some(3600));
+    assert_eq!(slots(&s), [0, 1], "an empty chain is no board");
+    assert_rates(&board_rates(&s), &[66000.5e9, 67000.0e9]);
+    assert_eq!(s.boards[0].board_temps, [40.0, 42.0, 55.0, 57.0]);
+    assert_eq!(
+        s.boards[1].board_temps,
+        [41.0, 56.0],
+        "0 and -273 are no readings"
+    );
+    assert_eq!(s.boards[1].chip_temps, [61.0, 76.0]);
+    assert_eq!(s.boards[0].serial.as_deref(), Some("SN0"));
+    assert!(s.boards[1].has_chip_errors && !s.boards[0].has_chip_errors);
+    assert_eq!(
+        fan_rpms(&s),
+        [(0, 5340.0), (1, 5400.0), (2, 0.0), (3, 5400.0)]
+    );
+    assert_eq!(s.has_fan_failure(), Some(true));
+}

@@ -10,7 +10,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, cmd: &str) -> Option<Outcome> {
         "resume" => (true, "Resume", "\"RESUME\":[{\"Resumed\":true}]"),
         _ => return None,
     };
-    ctx.miner.dynamic().on = on;
+    ctx.miner.dynamic().switch(on, ctx.now_ms);
     Outcome::reply(cgminer_status(
         "S",
         ctx.live.when,

@@ -125,15 +125,56 @@ pub(super) fn handle(
             }
             match action {
                 "sleep" => {
-                    d.on = false;
+                    d.switch(false, ctx.now_ms);
                     Outcome::reply(doc(SLEEP, ctx, None))
                 }
                 "wakeup" => {
-                    d.on = true;
+                    d.switch(true, ctx.now_ms);
                     Outcome::reply(doc(WAKEUP, ctx, None))
                 }
                 _ => error(ctx, "Invalid curtail action"),
             }
+        }
+        // Fault light: `ledset|sid,red,on|off|blink`.
+        "ledset" => {
+            let mut it = param.unwrap_or("").split(',');
+            let sid = it.next().unwrap_or("");
+            if !use_session(&mut d, sid, now, idle) {
+                return error(ctx, "Invalid session id");
+            }
+            let _color = it.next();
+            match it.next().map(str::trim) {
+                Some(state @ ("on" | "off" | "blink")) => {
+                    d.led = state != "off";
+                    Outcome::reply(cgminer_status(
+                        "S",
+                        ctx.live.when,
+                        340,
+                        "LED set",
+                        ctx.description(),
+                        "",
+                    ))
+                }
+                _ => error(ctx, "Invalid LED state"),
+            }
+        }
+        // Reboots the whole miner (after the reply, or as its reboot-reply quirk says).
+        "rebootdevice" => {
+            let sid = param.unwrap_or("").split(',').next().unwrap_or("");
+            if !use_session(&mut d, sid, now, idle) {
+                return error(ctx, "Invalid session id");
+            }
+            Some(Outcome {
+                handled: super::Handled::Reply(cgminer_status(
+                    "S",
+                    ctx.live.when,
+                    305,
+                    "Reboot Scheduled",
+                    ctx.description(),
+                    "",
+                )),
+                reboot: true,
+            })
         }
         _ => None,
     }

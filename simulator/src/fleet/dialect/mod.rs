@@ -93,7 +93,10 @@ pub(crate) fn handle(
 pub(crate) fn is_stateful(family: Family, cmd: &str) -> bool {
     match family {
         Family::Braiins => matches!(cmd, "pause" | "resume"),
-        Family::Luxos => matches!(cmd, "session" | "logon" | "logoff" | "curtail"),
+        Family::Luxos => matches!(
+            cmd,
+            "session" | "logon" | "logoff" | "curtail" | "rebootdevice" | "ledset"
+        ),
         Family::Whatsminer => whatsminer::is_write(cmd) || cmd == "get_token",
         Family::Avalon => cmd == "ascset",
         _ => false,

@@ -204,11 +204,11 @@ pub(crate) fn encrypted(ctx: &Ctx<'_>, data: &str) -> Outcome {
                 capture(OK, when)
             }
             "power_off" => {
-                d.on = false;
+                d.switch(false, ctx.now_ms);
                 capture(OK, when)
             }
             "power_on" => {
-                d.on = true;
+                d.switch(true, ctx.now_ms);
                 capture(OK, when)
             }
             "update_pools" => {

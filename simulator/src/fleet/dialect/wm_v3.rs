@@ -1,6 +1,9 @@
 //! Whatsminer API v3 (firmware from 2024-11, TCP 4433): every message is a 4-byte
 //! little-endian length and JSON; replies `{"code":0,"when":..,"msg":{..},"desc":<cmd>}`.
-//! Reads only: `get.device.info`, `get.miner.status` (`summary`, `edevs`, `pools`).
+//! Reads: `get.device.info`, `get.miner.status` (`summary`, `edevs`, `pools`). Writes (with
+//! `ts`, `account` "super" and `token` = first 8 chars of base64(SHA-256(cmd + password + salt
+//! + ts)), password `super`): `set.system.reboot`, `set.miner.service` `stop`/`start`,
+//! `set.system.led`; a bad token is code -1 "token error".
 
 use serde_json::{json, Value};
 
@@ -24,6 +27,9 @@ pub(crate) fn reply(ctx: &Ctx<'_>, req: &[u8]) -> (String, Option<&'static str>)
         Value::Array(a) => a.first().and_then(Value::as_str).unwrap_or("").to_string(),
         _ => String::new(),
     };
+    if cmd.starts_with("set.") {
+        return (write(ctx, &v, cmd, &param), None);
+    }
     let name: &'static str = match (cmd, param.as_str()) {
         ("get.device.info", _) => "v3:get.device.info",
         ("get.miner.status", "summary" | "") => "v3:summary",
@@ -35,6 +41,67 @@ pub(crate) fn reply(ctx: &Ctx<'_>, req: &[u8]) -> (String, Option<&'static str>)
     match ctx.miner.model.reply(name) {
         Some(t) => (t.render_string(ctx.live), Some(name)),
         None => (err(-1, "invalid cmd", cmd), None),
+    }
+}
+
+/// The password of the v3 `super` account (the firmware default).
+pub(crate) const V3_PASSWORD: &str = "super";
+
+/// The write token: first 8 characters of base64(SHA-256(cmd + password + salt + ts)).
+pub fn v3_token(cmd: &str, password: &str, salt: &str, ts: i64) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{cmd}{password}{salt}{ts}").as_bytes());
+    base64::engine::general_purpose::STANDARD
+        .encode(digest.as_slice())
+        .chars()
+        .take(8)
+        .collect()
+}
+
+/// The miner's salt, as its `get.device.info` serves it.
+fn salt(ctx: &Ctx<'_>) -> String {
+    ctx.miner
+        .model
+        .reply("v3:get.device.info")
+        .map(|t| t.render_string(ctx.live))
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .and_then(|v| {
+            v.pointer("/msg/salt")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+fn write(ctx: &Ctx<'_>, v: &Value, cmd: &str, param: &str) -> String {
+    let when = ctx.live.when;
+    let answer = |code: i64, msg: &str| {
+        json!({"code": code, "when": when, "msg": msg, "desc": cmd}).to_string()
+    };
+    let ts = v["ts"].as_i64().unwrap_or(0);
+    let expected = v3_token(cmd, V3_PASSWORD, &salt(ctx), ts);
+    if v["account"].as_str() != Some("super") || v["token"].as_str() != Some(expected.as_str()) {
+        return answer(-1, "token error");
+    }
+    match (cmd, param) {
+        ("set.system.reboot", _) => {
+            ctx.miner.reboot(ctx.now_ms);
+            answer(0, "ok")
+        }
+        ("set.miner.service", "stop") => {
+            ctx.miner.dynamic().switch(false, ctx.now_ms);
+            answer(0, "ok")
+        }
+        ("set.miner.service", "start" | "restart") => {
+            ctx.miner.dynamic().switch(true, ctx.now_ms);
+            answer(0, "ok")
+        }
+        ("set.system.led", p) => {
+            ctx.miner.dynamic().led = p != "auto";
+            answer(0, "ok")
+        }
+        _ => answer(-1, "invalid cmd"),
     }
 }
 
