@@ -118,7 +118,7 @@ async fn reboot_of_20_mixed_miners_succeeds_once_each() {
     let site = site(
         20,
         Ipv4Addr::new(127, 61, 0, 1),
-        "m31s=10,luxos-s19kpro=5,avalonq=3,avalon1566=2",
+        "m31s=8,m60s=2,luxos-s19kpro=5,avalonq=3,avalon1566=2",
         1.0,
     )
     .await;
@@ -257,7 +257,7 @@ async fn power_down_100_then_staggered_power_up() {
     let site = site(
         100,
         Ipv4Addr::new(127, 64, 0, 1),
-        "m31s=30,luxos-s19kpro=25,bos-s9=25,bosplus-s9=20",
+        "m31s=25,m60s=5,luxos-s19kpro=25,bos-s9=25,bosplus-s9=20",
         0.0,
     )
     .await;
@@ -576,15 +576,15 @@ async fn a_second_reboot_within_the_cooldown_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blink_switches_the_light_on_then_back_off() {
     let site = site(
-        3,
+        4,
         Ipv4Addr::new(127, 70, 0, 1),
-        "m31s=1,luxos-s19kpro=1,avalonq=1",
+        "m31s=1,m60s=1,luxos-s19kpro=1,avalonq=1",
         0.0,
     )
     .await;
     let miners = site.fleet.miners();
     let daemon = Daemon::spawn(&config(&site, true, ""), "blink.log");
-    let ids: Vec<String> = (0..3).map(|i| format!("blink-{i}")).collect();
+    let ids: Vec<String> = (0..4).map(|i| format!("blink-{i}")).collect();
     site.foreman.queue_commands(
         miners
             .iter()

@@ -1,9 +1,9 @@
 //! Whatsminer API v3 (firmware from 2024-11, TCP 4433): every message is a 4-byte
 //! little-endian length and JSON; replies `{"code":0,"when":..,"msg":{..},"desc":<cmd>}`.
-//! Reads: `get.device.info`, `get.miner.status` (`summary`, `edevs`, `pools`). Writes (with
-//! `ts`, `account` "super" and `token` = first 8 chars of base64(SHA-256(cmd + password + salt
-//! + ts)), password `super`): `set.system.reboot`, `set.miner.service` `stop`/`start`,
-//! `set.system.led`; a bad token is code -1 "token error".
+//! Reads: `get.device.info`, `get.miner.status` (`summary`, `edevs`, `pools`). Writes carry
+//! `ts`, `account` "super" and `token` (the first 8 chars of base64 of SHA-256 of cmd, password,
+//! salt and ts concatenated; password `super`): `set.system.reboot`, `set.miner.service`
+//! `stop`/`start`, `set.system.led`. A bad token is code -1 "token error".
 
 use serde_json::{json, Value};
 
