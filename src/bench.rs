@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Pause between cycles, to stay under the kernel's TIME_WAIT budget.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub pause: Duration,
+    /// Measure the buffer instead: fill it with `--cycles` cycles of `--miners` samples (an
+    /// outage), then drain it to a fake Foreman.
+    #[arg(long)]
+    pub buffer: bool,
 }
 
 /// Kills the fleet process when the bench ends, however it ends.
@@ -50,6 +54,9 @@ impl Drop for FleetProcess {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.buffer {
+        return crate::bench_buffer::run(args.miners, args.cycles).await;
+    }
     if !args.base.is_loopback() {
         anyhow::bail!("--base must be a loopback address (127.0.0.0/8)");
     }

@@ -12,6 +12,7 @@
 //! - `demo`, `bench`, `status`: the other commands.
 
 pub mod bench;
+pub mod bench_buffer;
 pub mod commands;
 pub mod config;
 pub mod daemon;
