@@ -101,7 +101,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("bench.db")).await?;
-    let poller = PollerThread::spawn(Poller::new(Duration::from_secs(5), args.concurrency, 1 << 20))?;
+    let poller = PollerThread::spawn(Poller::new(
+        Duration::from_secs(5),
+        args.concurrency,
+        1 << 20,
+    ))?;
     println!(
         "{:>5} {:>9} {:>9} {:>12} {:>9} {:>11}",
         "cycle", "ok", "wall s", "CPU s", "CPU/miner", "store ms"

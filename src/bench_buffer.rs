@@ -14,9 +14,9 @@ use crate::config::Config;
 use crate::foreman::metrics::Sample;
 use crate::foreman::ForemanClient;
 use crate::heartbeat::Heartbeat;
-use crate::model::{Board, Fan, FanUnit, Family, Identity, MinerStats, Pool};
+use crate::model::{Board, Family, Fan, FanUnit, Identity, MinerStats, Pool};
 use crate::store::{Store, StoreOptions};
-use crate::uplink::{encode_cycle, Uploader, UplinkState};
+use crate::uplink::{encode_cycle, UplinkState, Uploader};
 
 /// A sample with the fields a real S19 reports, varied per miner so gzip sees real entropy.
 fn sample(i: usize, cycle: usize) -> Sample {

@@ -20,7 +20,7 @@ use crate::foreman::retry::Backoff;
 use crate::foreman::ForemanClient;
 use crate::heartbeat::Heartbeats;
 use crate::metrics::CycleSummary;
-use crate::poller::Poller;
+use crate::poller::{Poller, PollerThread};
 use crate::store::{AssignedMiner, DropReason, Drops, PollRecord, Store, StoreOptions};
 use crate::uplink::{encode_cycle, sleep_or_cancel, UplinkState, Uploader};
 
@@ -210,7 +210,19 @@ async fn poll_loop(
     shutdown: CancellationToken,
 ) {
     let poll = &config.poll;
-    let mut poller = Poller::new(poll.timeout, poll.concurrency, poll.max_reply_bytes);
+    let poller = match PollerThread::spawn(Poller::new(
+        poll.timeout,
+        poll.concurrency,
+        poll.max_reply_bytes,
+    )) {
+        Ok(p) => p,
+        Err(e) => {
+            // Without the poller thread nothing can be polled; the watchdog (poller heartbeat)
+            // and the log make that visible.
+            error!(error = %e, "Cannot start the poller thread.");
+            return;
+        }
+    };
     // Give the first miner-list fetch a moment, so the first cycle already polls them.
     if targets.borrow().is_empty() {
         tokio::select! {
@@ -235,7 +247,10 @@ async fn poll_loop(
         let taken_at = chrono::Utc::now();
         // The cycle is not cancelled by shutdown: it is bounded by the poll timeout, and
         // finishing it means its samples are committed rather than lost.
-        let cycle = poller.run_cycle(&list, taken_at).await;
+        let Some(cycle) = poller.run_cycle(list.clone(), taken_at).await else {
+            error!("The poller thread stopped.");
+            return;
+        };
         let batches = match encode_cycle(taken_at, &cycle.samples, config.upload.batch_miners) {
             Ok(b) => b,
             Err(e) => {

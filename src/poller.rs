@@ -164,7 +164,11 @@ impl PollerThread {
     }
 
     /// Runs one cycle on the poller thread. `None` only if that thread is gone.
-    pub async fn run_cycle(&self, targets: Vec<SocketAddr>, taken_at: DateTime<Utc>) -> Option<Cycle> {
+    pub async fn run_cycle(
+        &self,
+        targets: Vec<SocketAddr>,
+        taken_at: DateTime<Utc>,
+    ) -> Option<Cycle> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.requests.send((targets, taken_at, reply)).await.ok()?;
         answer.await.ok()

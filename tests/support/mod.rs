@@ -307,6 +307,10 @@ impl Site {
         .await
         .unwrap();
         foreman.set_miners(fleet.config_entries());
-        Site { fleet, foreman, dir }
+        Site {
+            fleet,
+            foreman,
+            dir,
+        }
     }
 }
