@@ -9,40 +9,22 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use pickaxe_sim::{
-    start_fleet, start_foreman, CommandRecord, FleetConfig, ForemanConfig, NewCommand, RebootReply,
-};
+use pickaxe_sim::{CommandRecord, FleetConfig, NewCommand, RebootReply};
 use serde_json::json;
 use support::*;
 
 /// A site whose miners reboot in `reboot_secs`, and a config tuned for short tests.
 async fn site(count: usize, base: Ipv4Addr, mix: &str, reboot_secs: f64) -> Site {
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = start_fleet(FleetConfig {
+    let site = Site::start_with(FleetConfig {
         count,
         base,
         mix: pickaxe_sim::parse_mix(mix).unwrap(),
         reboot_secs,
         ..FleetConfig::default()
     })
-    .await
-    .unwrap();
-    let foreman = start_foreman(ForemanConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-        api_key: "it-key-0123456789".into(),
-        client_id: "7".into(),
-        ca_out: dir.path().join("ca.pem"),
-    })
-    .await
-    .unwrap();
-    foreman.set_miners(fleet.config_entries());
-    foreman.set_command_delay(Duration::from_millis(200));
-    Site {
-        fleet,
-        foreman,
-        dir,
-    }
+    .await;
+    site.foreman.set_command_delay(Duration::from_millis(200));
+    site
 }
 
 fn config(site: &Site, control: bool, extra: &str) -> std::path::PathBuf {

@@ -20,30 +20,13 @@ impl Site {
     /// `count` simulated miners from `base` (use a distinct base per test: tests run in
     /// parallel) and a fake Foreman that assigns them all.
     pub async fn start(count: usize, base: Ipv4Addr, mix: &str) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let fleet = start_fleet(FleetConfig {
+        Site::start_with(FleetConfig {
             count,
             base,
             mix: pickaxe_sim::parse_mix(mix).unwrap(),
             ..FleetConfig::default()
         })
         .await
-        .unwrap();
-        let foreman = start_foreman(ForemanConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            api_key: "it-key-0123456789".into(),
-            client_id: "7".into(),
-            ca_out: dir.path().join("ca.pem"),
-        })
-        .await
-        .unwrap();
-        foreman.set_miners(fleet.config_entries());
-        Site {
-            fleet,
-            foreman,
-            dir,
-        }
     }
 
     pub fn db_path(&self) -> PathBuf {
