@@ -19,7 +19,7 @@ use pickaxe_sim::{
 #[command(
     name = "pickaxe-sim",
     version,
-    about = "Simulated Antminer fleet and fake Foreman cloud (127.0.0.0/8 only)"
+    about = "Simulated miner fleet (every family) and fake Foreman cloud (127.0.0.0/8 only)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run simulated stock Antminers.
+    /// Run simulated miners (stock Antminers unless --mix).
     Miners {
         #[command(flatten)]
         fleet: FleetArgs,
