@@ -34,6 +34,36 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub commands: CommandsConfig,
+    /// Live metrics and availability over MQTT; absent = off.
+    #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// The optional MQTT publisher (live view; durability comes from the Foreman path).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port`, or `mqtts://host:port` with `ca_file`.
+    pub url: String,
+    /// Default `pickaxe-<pickaxe id>`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// CA certificate (PEM) of the broker, for `mqtts://`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Default `pickaxe/<pickaxe id>`.
+    #[serde(default)]
+    pub topic_prefix: Option<String>,
+    #[serde(default)]
+    pub qos_metrics: u8,
+    #[serde(default = "defaults::qos_status")]
+    pub qos_status: u8,
 }
 
 /// Commands from Foreman: intake, bulk safety, verification.
@@ -349,6 +379,9 @@ mod defaults {
     pub fn metrics_listen() -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], 9464))
     }
+    pub fn qos_status() -> u8 {
+        1
+    }
     pub fn miner_port() -> u16 {
         4028
     }
@@ -421,6 +454,7 @@ impl Config {
             .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", path.display())))?;
         let mut config = Config::parse(&text)?;
         config.resolve_api_key(path.parent())?;
+        config.resolve_mqtt_files(path.parent())?;
         Ok(config)
     }
 
@@ -544,6 +578,10 @@ impl Config {
             ));
         }
 
+        if let Some(m) = &self.mqtt {
+            validate_mqtt(m)?;
+        }
+
         for (i, m) in self.miners.iter().enumerate() {
             if m.port == 0 {
                 return Err(ConfigError::new(
@@ -588,6 +626,126 @@ impl Config {
             .clone()
             .unwrap_or_else(|| Secret::new(""))
     }
+}
+
+impl Config {
+    /// Reads `mqtt.password_file` into `mqtt.password`; relative paths (also `ca_file`) are
+    /// relative to the config file.
+    fn resolve_mqtt_files(&mut self, base: Option<&Path>) -> Result<(), ConfigError> {
+        let Some(m) = &mut self.mqtt else {
+            return Ok(());
+        };
+        let resolve = |file: &PathBuf| match base {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.clone(),
+        };
+        m.ca_file = m.ca_file.as_ref().map(resolve);
+        let Some(file) = &m.password_file else {
+            return Ok(());
+        };
+        let path = resolve(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                "mqtt.password_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let password = text.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(ConfigError::new("mqtt.password_file", "the file is empty"));
+        }
+        m.password = Some(Secret::new(password));
+        Ok(())
+    }
+}
+
+/// Checks `[mqtt]`: URL scheme and port, TLS CA, credentials, topic prefix, QoS levels.
+fn validate_mqtt(m: &MqttConfig) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(&m.url)
+        .map_err(|e| ConfigError::new("mqtt.url", format!("not a valid URL: {e}")))?;
+    match parsed.scheme() {
+        "mqtt" => {
+            if m.ca_file.is_some() {
+                return Err(ConfigError::new(
+                    "mqtt.ca_file",
+                    "only with an mqtts:// url",
+                ));
+            }
+        }
+        "mqtts" => {
+            if m.ca_file.is_none() {
+                return Err(ConfigError::new(
+                    "mqtt.ca_file",
+                    "missing: mqtts:// needs the broker's CA certificate",
+                ));
+            }
+        }
+        other => {
+            return Err(ConfigError::new(
+                "mqtt.url",
+                format!("scheme {other:?} not supported: use mqtt:// or mqtts://"),
+            ))
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new("mqtt.url", "has no host"));
+    }
+    if parsed.port().is_none() {
+        return Err(ConfigError::new(
+            "mqtt.url",
+            "has no port (mqtt://host:1883)",
+        ));
+    }
+    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+        return Err(ConfigError::new(
+            "mqtt.url",
+            "must be only scheme://host:port",
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ConfigError::new(
+            "mqtt.url",
+            "must not carry credentials: use mqtt.username and mqtt.password",
+        ));
+    }
+    if let Some(id) = &m.client_id {
+        if id.trim().is_empty() {
+            return Err(ConfigError::new("mqtt.client_id", "is empty"));
+        }
+    }
+    if m.password.is_some() && m.password_file.is_some() {
+        return Err(ConfigError::new(
+            "mqtt.password",
+            "set only one of password and password_file",
+        ));
+    }
+    if (m.password.is_some() || m.password_file.is_some()) && m.username.is_none() {
+        return Err(ConfigError::new(
+            "mqtt.username",
+            "missing: a password needs a username",
+        ));
+    }
+    if let Some(prefix) = &m.topic_prefix {
+        if prefix.is_empty()
+            || prefix.starts_with('/')
+            || prefix.ends_with('/')
+            || prefix.contains(['+', '#', '\0'])
+        {
+            return Err(ConfigError::new(
+                "mqtt.topic_prefix",
+                "must be non-empty, without leading or trailing '/', '+', '#'",
+            ));
+        }
+    }
+    for (key, qos) in [
+        ("mqtt.qos_metrics", m.qos_metrics),
+        ("mqtt.qos_status", m.qos_status),
+    ] {
+        if qos > 2 {
+            return Err(ConfigError::new(key, "must be 0, 1 or 2"));
+        }
+    }
+    Ok(())
 }
 
 fn positive(key: &str, value: Duration) -> Result<(), ConfigError> {
@@ -708,6 +866,27 @@ port = 4028
 
     fn err(text: &str) -> String {
         Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn mqtt_section_is_validated() {
+        assert!(Config::parse(GOOD).unwrap().mqtt.is_none());
+        let ok = format!("{GOOD}\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n");
+        let m = Config::parse(&ok).unwrap().mqtt.unwrap();
+        assert_eq!((m.qos_metrics, m.qos_status), (0, 1));
+        let bad = |extra: &str| err(&format!("{GOOD}\n[mqtt]\n{extra}\n"));
+        assert!(bad("url = \"http://h:1\"").starts_with("config: mqtt.url:"));
+        assert!(bad("url = \"mqtt://h\"").starts_with("config: mqtt.url:"));
+        assert!(bad("url = \"mqtts://h:8883\"").starts_with("config: mqtt.ca_file:"));
+        assert!(bad("url = \"mqtt://h:1\"\nqos_status = 3").starts_with("config: mqtt.qos_status:"));
+        assert!(bad("url = \"mqtt://h:1\"\ntopic_prefix = \"a/#\"")
+            .starts_with("config: mqtt.topic_prefix:"));
+        assert!(bad("url = \"mqtt://h:1\"\nbogus = 1").contains("mqtt.bogus"));
+        let e = bad("url = \"mqtt://h:1\"\npassword = \"hunter2\"");
+        assert!(
+            e.starts_with("config: mqtt.username:") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub async fn start(
             upload_stop.clone(),
         ));
     }
+    let mqtt = crate::mqtt::spawn(&config, &pickaxe_id, shutdown.clone(), tracker)?;
     let poller = tracker.spawn(poll_loop(
         config,
         store.clone(),
@@ -140,6 +141,7 @@ pub async fn start(
         wake,
         cycle_tx,
         heartbeats.clone(),
+        mqtt,
         shutdown.clone(),
     ));
     tracker.spawn(stop_uploader_after_flush(
@@ -207,6 +209,7 @@ async fn poll_loop(
     wake: Arc<Notify>,
     last_cycle: watch::Sender<CycleSummary>,
     beats: Heartbeats,
+    mqtt: Option<crate::mqtt::MqttSender>,
     shutdown: CancellationToken,
 ) {
     let poll = &config.poll;
@@ -271,20 +274,29 @@ async fn poll_loop(
         }
         live.send_replace(Some(cycle_ms));
         wake.notify_one();
-        last_cycle.send_replace(CycleSummary {
+        let summary = CycleSummary {
             miners: list.len(),
             ok: cycle.samples.len(),
             failed: cycle.failures(),
             seconds: cycle.elapsed.as_secs_f64(),
             at_ms: cycle_ms,
-        });
+        };
+        if let Some(mqtt) = &mqtt {
+            // Never blocks: a full queue drops the cycle's live messages (counted).
+            mqtt.offer(crate::mqtt::CycleReport {
+                taken_at,
+                samples: cycle.samples,
+                records: cycle.records,
+            });
+        }
         info!(
-            miners = list.len(),
-            ok = cycle.samples.len(),
-            failed = cycle.failures(),
+            miners = summary.miners,
+            ok = summary.ok,
+            failed = summary.failed,
             took_ms = cycle.elapsed.as_millis() as u64,
             "Poll cycle stored."
         );
+        last_cycle.send_replace(summary);
     }
 }
 

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod miner;
 pub mod model;
+pub mod mqtt;
 pub mod poller;
 pub mod scan_cli;
 pub mod service;

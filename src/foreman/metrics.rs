@@ -107,7 +107,7 @@ pub fn report(taken_at: DateTime<Utc>, samples: &[Sample]) -> MetricsReport<'_> 
     }
 }
 
-fn miner_entry(sample: &Sample) -> MinerEntry<'_> {
+pub fn miner_entry(sample: &Sample) -> MinerEntry<'_> {
     let stats = &sample.stats;
     MinerEntry {
         api_ip: &sample.ip,

@@ -107,8 +107,21 @@ impl Daemon {
         assert!(status.success());
     }
 
-    /// SIGTERM, then wait for a clean exit.
+    /// Waits until the daemon logged that it is ready: a stop signal sent before its handlers
+    /// are installed would kill it outright, which is not what these tests are about.
+    pub async fn wait_ready(&self) {
+        for _ in 0..400 {
+            if self.log_text().contains("Ready.") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("daemon not ready within 20 s; log:\n{}", self.log_text());
+    }
+
+    /// SIGTERM once ready, then wait for a clean exit.
     pub async fn terminate(self) -> ExitStatus {
+        self.wait_ready().await;
         self.signal("TERM");
         self.terminate_wait().await
     }
