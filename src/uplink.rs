@@ -131,6 +131,8 @@ impl Uploader {
             if shutdown.is_cancelled() {
                 return;
             }
+            // The previous batch is acked, set aside or waiting for a retry: evictable again.
+            self.store.set_in_flight(None);
             let live = *self.live_cycle.borrow_and_update();
             self.heartbeat.beat(Duration::from_secs(5));
             let batch = match self.store.next_batch(live).await {
@@ -179,8 +181,12 @@ impl Uploader {
                 drained_backlog = true;
             }
             self.heartbeat.beat(self.request_timeout);
+            self.store.set_in_flight(Some(batch.id));
             let outcome = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    self.store.set_in_flight(None);
+                    return;
+                }
                 outcome = self.send(&batch) => outcome,
             };
             match outcome {

@@ -12,6 +12,8 @@ mod outbox;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -107,6 +109,9 @@ pub struct Store {
     options: StoreOptions,
     /// Where a corrupt database found at open was moved to.
     quarantined: Option<PathBuf>,
+    /// The batch the uploader is sending right now (0 = none): the bounds never evict it, or
+    /// a sample could be counted both dropped and delivered.
+    in_flight: Arc<AtomicI64>,
 }
 
 impl Store {
@@ -139,6 +144,11 @@ impl Store {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Marks the batch being uploaded (None when the upload is over).
+    pub fn set_in_flight(&self, batch: Option<i64>) {
+        self.in_flight.store(batch.unwrap_or(0), Ordering::Relaxed);
     }
 
     pub fn quarantined(&self) -> Option<&Path> {
@@ -207,6 +217,7 @@ impl Store {
             path: path.to_path_buf(),
             options,
             quarantined: None,
+            in_flight: Arc::new(AtomicI64::new(0)),
         })
     }
 
@@ -246,6 +257,7 @@ impl Store {
             path: path.to_path_buf(),
             options: StoreOptions::default(),
             quarantined: None,
+            in_flight: Arc::new(AtomicI64::new(0)),
         }
     }
 

@@ -155,10 +155,14 @@ impl Store {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
 
         let cutoff = cycle_ms - i64::try_from(opts.max_age.as_millis()).unwrap_or(i64::MAX);
-        let aged = sqlx::query("DELETE FROM outbox WHERE cycle_ms < ? RETURNING samples, bytes")
-            .bind(cutoff)
-            .fetch_all(&mut *tx)
-            .await?;
+        let in_flight = self.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+        let aged = sqlx::query(
+            "DELETE FROM outbox WHERE cycle_ms < ? AND id != ? RETURNING samples, bytes",
+        )
+        .bind(cutoff)
+        .bind(in_flight)
+        .fetch_all(&mut *tx)
+        .await?;
         drops.add(DropReason::MaxAge, &aged);
 
         let stored_bytes = read_counter(&mut tx, counter::OUTBOX_BYTES).await? - drops.bytes();
@@ -197,9 +201,10 @@ impl Store {
             }
             while excess > 0 {
                 let oldest = sqlx::query(
-                    "DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE cycle_ms < ? ORDER BY cycle_ms, id LIMIT 1) RETURNING samples, bytes",
+                    "DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE cycle_ms < ? AND id != ? ORDER BY cycle_ms, id LIMIT 1) RETURNING samples, bytes",
                 )
                 .bind(cycle_ms)
+                .bind(in_flight)
                 .fetch_all(&mut *tx)
                 .await?;
                 if oldest.is_empty() {
