@@ -64,6 +64,30 @@ pub struct MqttConfig {
     pub qos_metrics: u8,
     #[serde(default = "defaults::qos_status")]
     pub qos_status: u8,
+    /// Publish per-miner metrics after each poll.
+    #[serde(default = "defaults::yes")]
+    pub publish_metrics: bool,
+    /// Publish per-miner availability (retained).
+    #[serde(default = "defaults::yes")]
+    pub publish_availability: bool,
+    /// Accept commands on `<prefix>/commands`; when false they are answered "refused".
+    #[serde(default)]
+    pub commands: bool,
+    /// A command whose `issued_at` is older than this is refused as stale (a reboot queued
+    /// somewhere during an outage must not fire long after).
+    #[serde(
+        default = "defaults::mqtt_command_max_age",
+        deserialize_with = "duration"
+    )]
+    pub command_max_age: Duration,
+    /// MQTT keep-alive: a silent (half-open) connection is replaced after about 1.5 times this.
+    #[serde(default = "defaults::mqtt_keep_alive", deserialize_with = "duration")]
+    pub keep_alive: Duration,
+    /// Publish Home Assistant discovery for every miner.
+    #[serde(default)]
+    pub home_assistant: bool,
+    #[serde(default = "defaults::discovery_prefix")]
+    pub discovery_prefix: String,
 }
 
 /// Commands from Foreman: intake, bulk safety, verification.
@@ -381,6 +405,18 @@ mod defaults {
     }
     pub fn qos_status() -> u8 {
         1
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn mqtt_command_max_age() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn mqtt_keep_alive() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn discovery_prefix() -> String {
+        "homeassistant".into()
     }
     pub fn miner_port() -> u16 {
         4028
@@ -745,6 +781,21 @@ fn validate_mqtt(m: &MqttConfig) -> Result<(), ConfigError> {
             return Err(ConfigError::new(key, "must be 0, 1 or 2"));
         }
     }
+    // rumqttc refuses less than 5 s; more than 20 min leaves a dead link unnoticed too long.
+    if m.keep_alive < Duration::from_secs(5) || m.keep_alive > Duration::from_secs(1200) {
+        return Err(ConfigError::new(
+            "mqtt.keep_alive",
+            "must be between 5s and 20m",
+        ));
+    }
+    positive("mqtt.command_max_age", m.command_max_age)?;
+    let d = &m.discovery_prefix;
+    if d.is_empty() || d.starts_with('/') || d.ends_with('/') || d.contains(['+', '#', '\0']) {
+        return Err(ConfigError::new(
+            "mqtt.discovery_prefix",
+            "must be non-empty, without leading or trailing '/', '+', '#'",
+        ));
+    }
     Ok(())
 }
 
@@ -882,6 +933,9 @@ port = 4028
         assert!(bad("url = \"mqtt://h:1\"\ntopic_prefix = \"a/#\"")
             .starts_with("config: mqtt.topic_prefix:"));
         assert!(bad("url = \"mqtt://h:1\"\nbogus = 1").contains("mqtt.bogus"));
+        assert!(bad("url = \"mqtt://h:1\"\nkeep_alive = \"1s\"")
+            .starts_with("config: mqtt.keep_alive:"));
+        assert!(!m.commands, "commands over MQTT are off unless enabled");
         let e = bad("url = \"mqtt://h:1\"\npassword = \"hunter2\"");
         assert!(
             e.starts_with("config: mqtt.username:") && !e.contains("hunter2"),

@@ -99,7 +99,7 @@ pub async fn start(
     let upload_stop = CancellationToken::new();
     let upload_stop_handle = upload_stop.clone();
     // Commands stop acting at shutdown; their results keep flowing until the uploader stops.
-    crate::commands::spawn(
+    let desk = crate::commands::spawn(
         &config,
         store.clone(),
         client.clone(),
@@ -132,7 +132,14 @@ pub async fn start(
             upload_stop.clone(),
         ));
     }
-    let mqtt = crate::mqtt::spawn(&config, &pickaxe_id, shutdown.clone(), tracker)?;
+    let mqtt = crate::mqtt::spawn(
+        &config,
+        &pickaxe_id,
+        store.clone(),
+        Some(desk),
+        shutdown.clone(),
+        tracker,
+    )?;
     let poller = tracker.spawn(poll_loop(
         config,
         store.clone(),

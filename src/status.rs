@@ -196,7 +196,14 @@ mod tests {
         store.foreman_error("HTTP 503: down").await.unwrap();
         let args = serde_json::json!({"ip": "127.0.0.1", "password": "hunter2"});
         store
-            .record_command("c", "reboot", &args, None, &args)
+            .record_command(
+                "c",
+                "reboot",
+                &args,
+                None,
+                &args,
+                crate::store::Source::Foreman,
+            )
             .await
             .unwrap();
         let text = render(&store, chrono::Utc::now().timestamp_millis())

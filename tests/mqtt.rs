@@ -1,12 +1,14 @@
 //! MQTT end to end: the real daemon against a simulated site and a real `mosquitto` broker on
 //! a free loopback port. Metrics and availability per miner, retained agent status with a last
-//! will, and a broker outage that neither stops Foreman uploads nor the reconnect.
+//! will, a broker outage that neither stops Foreman uploads nor the reconnect, commands over
+//! MQTT that run once and report truthfully across broker restarts, refusals, and a half-open
+//! connection replaced thanks to keep-alive.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -92,12 +94,21 @@ struct Message {
     retain: bool,
 }
 
+type Inbox = Arc<Mutex<Vec<Message>>>;
+
 /// A subscriber to `PREFIX/#` that keeps every message and reconnects when the broker is back.
-fn subscribe(port: u16, id: &str) -> (Arc<Mutex<Vec<Message>>>, tokio::task::JoinHandle<()>) {
+fn subscribe(port: u16, id: &str) -> (Inbox, tokio::task::JoinHandle<()>) {
+    let (got, task, _client) = client(port, id);
+    (got, task)
+}
+
+/// Like [`subscribe`], with the client to publish through (the task polls its event loop).
+fn client(port: u16, id: &str) -> (Inbox, tokio::task::JoinHandle<()>, AsyncClient) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let mut options = MqttOptions::new(id, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
     let (client, mut eventloop) = AsyncClient::new(options, 100);
+    let publisher = client.clone();
     let sink = got.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -117,7 +128,7 @@ fn subscribe(port: u16, id: &str) -> (Arc<Mutex<Vec<Message>>>, tokio::task::Joi
             }
         }
     });
-    (got, task)
+    (got, task, publisher)
 }
 
 /// What a fresh client receives as the retained message of `topic`.
@@ -159,7 +170,8 @@ async fn metrics_availability_status_and_broker_outage() {
     let config = site.write_config(
         "1s",
         &format!(
-            "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"{PREFIX}\"\nusername = \"u\"\npassword = \"mqtt-secret-pw\"\n"
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"{PREFIX}\"\nusername = \"u\"\npassword = \"mqtt-secret-pw\"\n\
+             home_assistant = true\ndiscovery_prefix = \"{PREFIX}/ha\"\n"
         ),
     );
     let (got, _sub) = subscribe(port, "it-sub");
@@ -181,9 +193,10 @@ async fn metrics_availability_status_and_broker_outage() {
             .unwrap();
         let body: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
         assert!(!m.retain, "metrics are not retained");
-        assert_eq!(body["apiIp"], miner.addr.ip().to_string());
+        assert_eq!(body["ip"], miner.addr.ip().to_string());
+        assert_eq!(body["model"].as_str(), Some(miner.model_name.as_str()));
         let ts = body["timestamp"].as_str().unwrap().to_string();
-        let rate = body["asics"][0]["hashRate"].as_str().unwrap().to_string();
+        let rate_ths = body["hashrate_ths"].as_f64().unwrap();
         let ip = miner.addr.ip().to_string();
         wait_until(Duration::from_secs(20), "Foreman has that cycle", || {
             foreman
@@ -201,8 +214,13 @@ async fn metrics_availability_status_and_broker_outage() {
             .into_iter()
             .find(|x| x.timestamp == ts)
             .unwrap();
-        assert_eq!(rate, uploaded.hash_rate, "{}: hashRate", miner.addr);
-        assert!(rate.parse::<f64>().unwrap() > 0.0);
+        // The same realtime rate as the Foreman upload of that cycle (H/s there, TH/s here).
+        let uploaded_ths = uploaded.hash_rate.parse::<f64>().unwrap() / 1e12;
+        assert!(
+            (rate_ths - uploaded_ths).abs() < 0.001 && rate_ths > 0.0,
+            "{}: {rate_ths} TH/s on MQTT, {uploaded_ths} TH/s to Foreman",
+            miner.addr
+        );
         let availability = format!("{PREFIX}/miners/{}_{}/availability", ip, miner.addr.port());
         assert_eq!(
             retained(port, &availability).await.as_deref(),
@@ -211,6 +229,54 @@ async fn metrics_availability_status_and_broker_outage() {
     }
     let status = format!("{PREFIX}/status");
     assert_eq!(retained(port, &status).await.as_deref(), Some("online"));
+
+    // Home Assistant discovery: a retained hashrate sensor per miner reading its metrics.
+    let discovery = |got: &Mutex<Vec<Message>>| -> Vec<(String, serde_json::Value)> {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                m.topic.starts_with(&format!("{PREFIX}/ha/")) && m.topic.ends_with("/config")
+            })
+            .map(|m| (m.topic.clone(), serde_json::from_str(&m.payload).unwrap()))
+            .collect()
+    };
+    let configs = discovery(&got);
+    for miner in site.fleet.miners() {
+        let hashrate = configs
+            .iter()
+            .find(|(_, c)| {
+                c["state_topic"] == metrics_topic(miner.addr) && c["unit_of_measurement"] == "TH/s"
+            })
+            .unwrap_or_else(|| panic!("no hashrate sensor for {}", miner.addr));
+        assert!(
+            retained(port, &hashrate.0).await.is_some(),
+            "discovery is retained"
+        );
+    }
+    assert!(
+        configs
+            .iter()
+            .any(|(_, c)| c["device_class"] == "connectivity"),
+        "the agent announces itself"
+    );
+    // Home Assistant restarts: everything is announced again.
+    let before = configs.len();
+    let (_, _task, operator) = client(port, "it-ha");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    operator
+        .publish(
+            format!("{PREFIX}/ha/status"),
+            QoS::AtLeastOnce,
+            false,
+            "online",
+        )
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(10), "discovery sent again", || {
+        discovery(&got).len() >= 2 * before
+    })
+    .await;
 
     // Broker down: Foreman uploads go on.
     broker.kill();
@@ -251,4 +317,364 @@ async fn metrics_availability_status_and_broker_outage() {
     }
     assert_eq!(last.as_deref(), Some("offline"), "last will after SIGKILL");
     drop(broker);
+}
+
+/// A site of miners that reboot over their API (LuxOS, Whatsminer, Avalon) in ~1 s.
+async fn reboot_site(base: Ipv4Addr, reboot_secs: f64) -> Site {
+    let site = Site::start_with(pickaxe_sim::FleetConfig {
+        count: 4,
+        base,
+        mix: pickaxe_sim::parse_mix("luxos-s19kpro=2,m31s=1,avalonq=1").unwrap(),
+        reboot_secs,
+        // Sent in every command's args: it must never show up in a log or a status.
+        whatsminer_password: "miner-secret-pw".into(),
+        ..pickaxe_sim::FleetConfig::default()
+    })
+    .await;
+    site.foreman.set_command_delay(Duration::from_millis(300));
+    site
+}
+
+/// A daemon config with `[mqtt]` (plus `mqtt_extra`) and fast command verification.
+fn command_config(site: &Site, port: u16, control: bool, mqtt_extra: &str) -> std::path::PathBuf {
+    let path = site.write_config(
+        "1s",
+        &format!(
+            "[commands]\nverify_interval = \"300ms\"\nminer_timeout = \"1s\"\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"{PREFIX}\"\n{mqtt_extra}\n"
+        ),
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("control = {control}\n{text}")).unwrap();
+    path
+}
+
+fn reboot_command(id: &str, addr: SocketAddr) -> String {
+    serde_json::json!({
+        "id": id,
+        "command": "reboot",
+        "args": {"ip": addr.ip().to_string(), "apiPort": addr.port(), "deadlineMillis": 30000, "password": "miner-secret-pw"},
+        "issued_at": chrono::Utc::now().to_rfc3339(),
+    })
+    .to_string()
+}
+
+fn status_topic(id: &str) -> String {
+    format!("{PREFIX}/commands/{id}/status")
+}
+
+/// The states published on a command's status topic, in order.
+fn states(got: &Mutex<Vec<Message>>, id: &str) -> Vec<String> {
+    let topic = status_topic(id);
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.topic == topic && !m.payload.is_empty())
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+            v["state"].as_str().unwrap_or("?").to_string()
+        })
+        .collect()
+}
+
+/// Waits until the command's status topic carried a final state, and returns its message.
+async fn final_status(got: &Inbox, id: &str, within: Duration) -> serde_json::Value {
+    let topic = status_topic(id);
+    let mut found = None;
+    wait_until(within, &format!("a final status for {id}"), || {
+        found = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.topic == topic && !m.payload.is_empty())
+            .map(|m| serde_json::from_str::<serde_json::Value>(&m.payload).unwrap())
+            .find(|v| {
+                matches!(
+                    v["state"].as_str(),
+                    Some("succeeded" | "failed" | "refused")
+                )
+            });
+        found.is_some()
+    })
+    .await;
+    found.unwrap()
+}
+
+async fn send(client: &AsyncClient, body: &str) {
+    client
+        .publish(format!("{PREFIX}/commands"), QoS::AtLeastOnce, false, body)
+        .await
+        .unwrap();
+}
+
+/// Waits for the agent's retained `online` (connected and subscribed: subscriptions are
+/// queued before anything else on a new connection).
+async fn wait_online(port: u16) {
+    let status = format!("{PREFIX}/status");
+    for _ in 0..20 {
+        if retained(port, &status).await.as_deref() == Some("online") {
+            return;
+        }
+    }
+    panic!("the agent never said online");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_sent_twice_runs_once_and_reports_across_broker_restarts() {
+    let site = reboot_site(Ipv4Addr::new(127, 92, 0, 1), 3.0).await;
+    let miners = site.fleet.miners();
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = Broker::start(broker_dir.path(), port);
+    let config = command_config(&site, port, true, "commands = true");
+    let daemon = Daemon::spawn(&config, "daemon.log");
+    wait_online(port).await;
+    let (got, _task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Sent twice with the same id, as a QoS 1 redelivery would: one reboot, one result.
+    let first = reboot_command("r-1", miners[0].addr);
+    send(&client, &first).await;
+    send(&client, &first).await;
+    let done = final_status(&got, "r-1", Duration::from_secs(40)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        site.fleet.reboots(miners[0].addr),
+        1,
+        "rebooted exactly once"
+    );
+    let seen = states(&got, "r-1");
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("received"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|s| *s == "succeeded").count(),
+        1,
+        "one final status: {seen:?}"
+    );
+    // The final status stays on the broker for whoever looks later.
+    let kept = retained(port, &status_topic("r-1")).await.unwrap();
+    assert!(kept.contains("succeeded"), "{kept}");
+    // A command from MQTT is not reported to Foreman, which never sent it.
+    assert!(site.foreman.commands().iter().all(|c| c.id != "r-1"));
+
+    // The broker restarts while a reboot is being verified: its result still arrives.
+    send(&client, &reboot_command("r-2", miners[1].addr)).await;
+    let fleet = site.fleet.clone();
+    let second = miners[1].addr;
+    wait_until(Duration::from_secs(20), "the second reboot sent", || {
+        fleet.reboots(second) == 1
+    })
+    .await;
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let broker = Broker::start(broker_dir.path(), port);
+    wait_online(port).await;
+    let done = final_status(&got, "r-2", Duration::from_secs(40)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    // After the restart: subscribed again, a redelivered old id still does not run, a new
+    // command does.
+    send(&client, &first).await;
+    send(&client, &reboot_command("r-3", miners[2].addr)).await;
+    let done = final_status(&got, "r-3", Duration::from_secs(40)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(site.fleet.reboots(miners[0].addr), 1, "r-1 never ran again");
+    assert_eq!(site.fleet.reboots(miners[2].addr), 1);
+
+    let log = daemon.log_text();
+    // Everything on the broker but the commands themselves.
+    let statuses: String = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.topic != format!("{PREFIX}/commands"))
+        .map(|m| m.payload.clone())
+        .collect();
+    assert!(
+        !log.contains("miner-secret-pw"),
+        "miner password in the log"
+    );
+    assert!(
+        !statuses.contains("miner-secret-pw"),
+        "miner password published"
+    );
+    drop(daemon);
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_refused_unless_enabled_and_monitor_only_applies() {
+    let site = reboot_site(Ipv4Addr::new(127, 93, 0, 1), 1.0).await;
+    let miner = site.fleet.miners()[0].addr;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(broker_dir.path(), port);
+    let (got, _task, client) = client(port, "it-operator");
+
+    // Not enabled: refused, nothing recorded, nothing rebooted.
+    let mut daemon = Daemon::spawn(&command_config(&site, port, true, ""), "off.log");
+    wait_online(port).await;
+    send(&client, &reboot_command("d-1", miner)).await;
+    let refused = final_status(&got, "d-1", Duration::from_secs(20)).await;
+    assert_eq!(refused["state"], "refused");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("mqtt.commands"),
+        "{refused}"
+    );
+    // Garbage gets an answer too, and the agent keeps running.
+    send(&client, "reboot now please").await;
+    wait_until(
+        Duration::from_secs(10),
+        "malformed command rejected",
+        || {
+            got.lock()
+                .unwrap()
+                .iter()
+                .any(|m| m.topic == format!("{PREFIX}/commands/rejected"))
+        },
+    )
+    .await;
+    daemon.assert_running();
+    daemon.terminate().await;
+
+    // Enabled, but the pickaxe is monitor-only: recorded, and failed with the reason.
+    let daemon = Daemon::spawn(
+        &command_config(&site, port, false, "commands = true"),
+        "monitor.log",
+    );
+    wait_online(port).await;
+    send(&client, &reboot_command("d-2", miner)).await;
+    let failed = final_status(&got, "d-2", Duration::from_secs(20)).await;
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("control disabled"),
+        "{failed}"
+    );
+    // Stale: issued long ago, refused.
+    let stale = serde_json::json!({
+        "id": "d-3", "command": "reboot",
+        "args": {"ip": miner.ip().to_string(), "apiPort": miner.port()},
+        "issued_at": (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339(),
+    });
+    send(&client, &stale.to_string()).await;
+    let refused = final_status(&got, "d-3", Duration::from_secs(20)).await;
+    assert_eq!(refused["state"], "refused");
+    assert!(refused["message"].as_str().unwrap().starts_with("stale"));
+    assert_eq!(site.fleet.reboots(miner), 0, "nothing was rebooted");
+    drop(daemon);
+}
+
+/// A TCP relay to the broker that can go silent on its open connections while still
+/// accepting new ones: what a dead NAT entry or a pulled cable looks like to the agent.
+struct Relay {
+    port: u16,
+    epoch: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Relay {
+    async fn start(broker_port: u16) -> Relay {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let epoch = Arc::new(AtomicU64::new(0));
+        let current = epoch.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let born = current.load(Ordering::SeqCst);
+                let current = current.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", broker_port)).await
+                    else {
+                        return;
+                    };
+                    let (ir, iw) = inbound.into_split();
+                    let (or, ow) = outbound.into_split();
+                    let pump = |mut from: tokio::net::tcp::OwnedReadHalf,
+                                mut to: tokio::net::tcp::OwnedWriteHalf,
+                                current: Arc<AtomicU64>| async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if current.load(Ordering::SeqCst) != born {
+                                // Silent: hold both sockets open, forward nothing, forever.
+                                std::future::pending::<()>().await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::join!(pump(ir, ow, current.clone()), pump(or, iw, current));
+                });
+            }
+        });
+        Relay { port, epoch }
+    }
+
+    /// Every connection open now goes silent; new ones work.
+    fn silence_open_connections(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_connection_is_replaced_by_keep_alive() {
+    let site = reboot_site(Ipv4Addr::new(127, 94, 0, 1), 1.0).await;
+    let miner = site.fleet.miners()[0].addr;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(broker_dir.path(), port);
+    let relay = Relay::start(port).await;
+    let config = command_config(
+        &site,
+        relay.port,
+        true,
+        "commands = true\nkeep_alive = \"5s\"",
+    );
+    let daemon = Daemon::spawn(&config, "daemon.log");
+    wait_online(port).await;
+    let (got, _task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    relay.silence_open_connections();
+    let silenced = std::time::Instant::now();
+    got.lock().unwrap().clear();
+    // Without keep-alive the agent would write into the void forever; with 5 s it notices
+    // within two intervals, connects again and subscribes again.
+    let status = format!("{PREFIX}/status");
+    wait_until(
+        Duration::from_secs(30),
+        "online again after the silence",
+        || {
+            got.lock()
+                .unwrap()
+                .iter()
+                .any(|m| m.topic == status && m.payload == "online")
+        },
+    )
+    .await;
+    let replaced_after = silenced.elapsed();
+    send(&client, &reboot_command("h-1", miner)).await;
+    let done = final_status(&got, "h-1", Duration::from_secs(30)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        daemon.log_text().contains("MQTT connection lost"),
+        "the dead connection was noticed"
+    );
+    eprintln!("half-open connection replaced after {replaced_after:?}");
+    drop(daemon);
 }

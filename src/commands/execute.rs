@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::parse::{self, Control, ControlKind, Job};
 use super::ramp::{MinerLocks, Ramp};
@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::miner::control::{self, Action, ControlLimits, Sent};
 use crate::miner::{Limits, MinerMemory};
 use crate::store::commands::state;
-use crate::store::{CommandRow, Store};
+use crate::store::{CommandRow, Source, Store};
 
 /// What a command ended with.
 #[derive(Debug, Clone)]
@@ -55,7 +55,8 @@ pub struct Runner {
     sends: Semaphore,
     ramp: Ramp,
     locks: MinerLocks,
-    results: Arc<Notify>,
+    /// Woken when a result is queued: Foreman's sender, and MQTT's when it runs.
+    results: [Arc<Notify>; 2],
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -68,7 +69,7 @@ impl Runner {
     pub fn new(
         config: &Config,
         store: Store,
-        results: Arc<Notify>,
+        results: [Arc<Notify>; 2],
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Runner {
@@ -88,7 +89,65 @@ impl Runner {
     }
 
     pub fn wake_results(&self) {
-        self.results.notify_one();
+        for waker in &self.results {
+            waker.notify_one();
+        }
+    }
+
+    /// Records a command (its start queued in the same transaction) and runs it; a known id
+    /// is skipped, so a command listed or delivered again never runs twice (C-21). Returns
+    /// whether it was new. A command that cannot be recorded is not run.
+    pub async fn accept(
+        self: &Arc<Self>,
+        id: &str,
+        command: &str,
+        args: &Value,
+        source: Source,
+    ) -> Result<bool, crate::store::StoreError> {
+        let start = super::body::start(id, command, args);
+        let miner = parse::parse(command, args).ok().and_then(|job| match job {
+            Job::Control(ctl) => Some(ctl.target.to_string()),
+            Job::Scan(_) => None,
+        });
+        let mut attempt = 0;
+        let inserted = loop {
+            // Retry a busy database a few times.
+            match self
+                .store
+                .record_command(id, command, args, miner.as_deref(), &start, source)
+                .await
+            {
+                Ok(inserted) => break inserted,
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    warn!(error = %e, id, "Cannot record a command yet; retrying.");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if !inserted {
+            return Ok(false);
+        }
+        info!(
+            id,
+            command,
+            miner = miner.as_deref().unwrap_or("-"),
+            source = source.as_str(),
+            "Command received."
+        );
+        match self.store.unfinished_commands().await {
+            Ok(rows) => {
+                if let Some(row) = rows.into_iter().find(|r| r.id == id) {
+                    self.dispatch(row);
+                }
+            }
+            Err(e) => {
+                error!(error = %e, id, "Cannot read back a command; it runs at the next start.")
+            }
+        }
+        self.wake_results();
+        Ok(true)
     }
 
     /// Runs `row` in its own task (stopped at shutdown; resumed at the next start).

@@ -12,7 +12,7 @@ use tracing::{debug, error, info, warn};
 use super::execute::Runner;
 use crate::foreman::retry::Backoff;
 use crate::foreman::{ForemanClient, RemoteCommand};
-use crate::store::Store;
+use crate::store::{Source, Store};
 use crate::uplink::sleep_or_cancel;
 
 /// Bounds on the server's hint: never hammer, never go deaf.
@@ -75,7 +75,7 @@ impl Intake {
             if last_prune.elapsed() > Duration::from_secs(3600) {
                 last_prune = tokio::time::Instant::now();
                 let keep = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
-                if let Err(e) = self.store.prune_commands(keep).await {
+                if let Err(e) = self.store.prune_commands(Source::Foreman, keep).await {
                     debug!(error = %e, "Cannot prune old commands.");
                 }
             }
@@ -87,46 +87,15 @@ impl Intake {
 
     /// Records a command (or skips a known id) and hands it to the runner.
     async fn accept(&self, c: RemoteCommand) {
-        let start = super::body::start(&c.id, &c.command, &c.args);
-        let miner = super::parse::parse(&c.command, &c.args)
-            .ok()
-            .and_then(|job| match job {
-                super::parse::Job::Control(ctl) => Some(ctl.target.to_string()),
-                super::parse::Job::Scan(_) => None,
-            });
-        // Retry a busy database a few times: a command we cannot record is not run.
-        for attempt in 0..3 {
-            match self
-                .store
-                .record_command(&c.id, &c.command, &c.args, miner.as_deref(), &start)
-                .await
-            {
-                Ok(true) => {
-                    info!(id = %c.id, command = %c.command, miner = miner.as_deref().unwrap_or("-"), "Command received.");
-                    match self.store.unfinished_commands().await {
-                        Ok(rows) => {
-                            if let Some(row) = rows.into_iter().find(|r| r.id == c.id) {
-                                self.runner.dispatch(row);
-                            }
-                        }
-                        Err(e) => {
-                            error!(error = %e, id = %c.id, "Cannot read back a command; it runs at the next start.")
-                        }
-                    }
-                    self.runner.wake_results();
-                    return;
-                }
-                Ok(false) => {
-                    debug!(id = %c.id, "Command already recorded; not run again.");
-                    return;
-                }
-                Err(e) if attempt < 2 => {
-                    warn!(error = %e, id = %c.id, "Cannot record a command yet; retrying.");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => {
-                    error!(error = %e, id = %c.id, "Cannot record a command; it is not run (Foreman lists it again).");
-                }
+        match self
+            .runner
+            .accept(&c.id, &c.command, &c.args, Source::Foreman)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => debug!(id = %c.id, "Command already recorded; not run again."),
+            Err(e) => {
+                error!(error = %e, id = %c.id, "Cannot record a command; it is not run (Foreman lists it again).")
             }
         }
     }

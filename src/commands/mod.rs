@@ -30,6 +30,14 @@ use crate::config::Config;
 use crate::foreman::ForemanClient;
 use crate::store::Store;
 
+/// What other command channels (MQTT) need: the runner that records and runs a command
+/// exactly once, and the bell rung when a result of theirs is queued.
+#[derive(Clone)]
+pub struct CommandDesk {
+    pub runner: Arc<execute::Runner>,
+    pub mqtt_results: Arc<Notify>,
+}
+
 /// Starts the command tasks: results sender, intake (which resumes unfinished commands
 /// first) and the MAC reporter. Intake and execution stop at `shutdown`; the results sender
 /// at `results_stop` (after the daemon's flush grace).
@@ -40,12 +48,13 @@ pub fn spawn(
     shutdown: CancellationToken,
     results_stop: CancellationToken,
     tracker: &TaskTracker,
-) {
+) -> CommandDesk {
     let wake = Arc::new(Notify::new());
+    let mqtt_results = Arc::new(Notify::new());
     let runner = Arc::new(execute::Runner::new(
         config,
         store.clone(),
-        wake.clone(),
+        [wake.clone(), mqtt_results.clone()],
         shutdown.clone(),
         tracker.clone(),
     ));
@@ -63,7 +72,7 @@ pub fn spawn(
         intake::Intake {
             store: store.clone(),
             client: client.clone(),
-            runner,
+            runner: runner.clone(),
             poll_interval: config.commands.poll_interval,
             retention: config.commands.retention,
             min_backoff: config.upload.min_backoff,
@@ -77,4 +86,8 @@ pub fn spawn(
         config.commands.mac_interval,
         shutdown,
     ));
+    CommandDesk {
+        runner,
+        mqtt_results,
+    }
 }

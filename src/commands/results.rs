@@ -11,7 +11,7 @@ use tracing::{debug, error, warn};
 
 use crate::foreman::retry::Backoff;
 use crate::foreman::{ForemanClient, ForemanError};
-use crate::store::Store;
+use crate::store::{Source, Store};
 use crate::uplink::sleep_or_cancel;
 
 /// Foreman's `commandCompletionBatchSize` default.
@@ -32,7 +32,7 @@ impl ResultSender {
             if stop.is_cancelled() {
                 return;
             }
-            let entries = match self.store.command_outbox(BATCH).await {
+            let entries = match self.store.command_outbox(Source::Foreman, BATCH).await {
                 Ok(e) => e,
                 Err(e) => {
                     warn!(error = %e, "Cannot read the command results; retrying.");

@@ -17,6 +17,22 @@ pub mod state {
     pub const DONE: &str = "done";
 }
 
+/// Where a command came from; its results go back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Foreman,
+    Mqtt,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Foreman => "foreman",
+            Source::Mqtt => "mqtt",
+        }
+    }
+}
+
 /// A command as kept in the log.
 #[derive(Debug, Clone)]
 pub struct CommandRow {
@@ -28,6 +44,7 @@ pub struct CommandRow {
     pub received_ms: i64,
     pub executing_ms: Option<i64>,
     pub baseline: Option<serde_json::Value>,
+    pub source: Source,
 }
 
 /// One start / update / done waiting for Foreman.
@@ -38,6 +55,7 @@ pub struct OutboxEntry {
     /// `start`, `update` or `done`.
     pub kind: String,
     pub body: serde_json::Value,
+    pub created_ms: i64,
 }
 
 /// Counts for `pickaxe status`.
@@ -66,6 +84,11 @@ fn row_to_command(r: &sqlx::sqlite::SqliteRow) -> CommandRow {
         received_ms: r.get("received_ms"),
         executing_ms: r.get("executing_ms"),
         baseline: baseline.and_then(|b| serde_json::from_str(&b).ok()),
+        source: if r.get::<String, _>("source") == "mqtt" {
+            Source::Mqtt
+        } else {
+            Source::Foreman
+        },
     }
 }
 
@@ -75,13 +98,16 @@ async fn enqueue(
     kind: &str,
     body: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
+    // The result goes back the way the command came.
     sqlx::query(
-        "INSERT INTO command_outbox (command_id, kind, body, created_ms) VALUES (?, ?, ?, ?)",
+        "INSERT INTO command_outbox (command_id, kind, body, created_ms, channel)
+         VALUES (?, ?, ?, ?, COALESCE((SELECT source FROM commands WHERE id = ?), 'foreman'))",
     )
     .bind(id)
     .bind(kind)
     .bind(body.to_string())
     .bind(now_ms())
+    .bind(id)
     .execute(tx)
     .await?;
     Ok(())
@@ -97,10 +123,11 @@ impl Store {
         args: &serde_json::Value,
         miner: Option<&str>,
         start: &serde_json::Value,
+        source: Source,
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO commands (id, command, args_json, state, miner, received_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO commands (id, command, args_json, state, miner, received_ms, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(command)
@@ -108,6 +135,7 @@ impl Store {
         .bind(state::RECEIVED)
         .bind(miner)
         .bind(now_ms())
+        .bind(source.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -200,11 +228,17 @@ impl Store {
         Ok(v)
     }
 
-    /// The oldest `limit` results waiting for Foreman.
-    pub async fn command_outbox(&self, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+    /// The oldest `limit` results waiting to go back over `channel`.
+    pub async fn command_outbox(
+        &self,
+        channel: Source,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, command_id, kind, body FROM command_outbox ORDER BY seq LIMIT ?",
+            "SELECT seq, command_id, kind, body, created_ms FROM command_outbox
+             WHERE channel = ? ORDER BY seq LIMIT ?",
         )
+        .bind(channel.as_str())
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
@@ -217,12 +251,13 @@ impl Store {
                     command_id: r.get(1),
                     kind: r.get(2),
                     body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                    created_ms: r.get(4),
                 }
             })
             .collect())
     }
 
-    /// Foreman accepted these results: delete them.
+    /// The channel accepted these results: delete them.
     pub async fn ack_command_results(&self, seqs: &[i64]) -> Result<(), StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for seq in seqs {
@@ -235,19 +270,24 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets finished commands older than `keep_ms` (never fewer than 24 h: C-21), whose
-    /// results Foreman has accepted.
-    pub async fn prune_commands(&self, keep_ms: i64) -> Result<u64, StoreError> {
+    /// Forgets finished commands of `source` older than `keep_ms` (never fewer than 24 h:
+    /// C-21) whose results were delivered, and returns their ids.
+    pub async fn prune_commands(
+        &self,
+        source: Source,
+        keep_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
         let cutoff = now_ms() - keep_ms.max(24 * 3600 * 1000);
-        let n = sqlx::query(
-            "DELETE FROM commands WHERE state = ? AND done_ms < ? AND id NOT IN (SELECT command_id FROM command_outbox)",
+        let ids = sqlx::query_scalar(
+            "DELETE FROM commands WHERE source = ? AND state = ? AND done_ms < ?
+             AND id NOT IN (SELECT command_id FROM command_outbox) RETURNING id",
         )
+        .bind(source.as_str())
         .bind(state::DONE)
         .bind(cutoff)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n)
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(ids)
     }
 
     pub async fn command_counts(&self) -> Result<CommandCounts, StoreError> {
@@ -301,7 +341,8 @@ mod tests {
                 "reboot",
                 &args,
                 Some("127.0.0.1:4028"),
-                &json!({"id": "c1"})
+                &json!({"id": "c1"}),
+                Source::Foreman,
             )
             .await
             .unwrap());
@@ -311,7 +352,8 @@ mod tests {
                 "reboot",
                 &args,
                 Some("127.0.0.1:4028"),
-                &json!({"id": "c1"})
+                &json!({"id": "c1"}),
+                Source::Foreman,
             )
             .await
             .unwrap());
@@ -331,7 +373,12 @@ mod tests {
             .finish_command("c1", false, Some("again"), &json!({"x": 2}))
             .await
             .unwrap();
-        let out = store.command_outbox(10).await.unwrap();
+        let out = store.command_outbox(Source::Foreman, 10).await.unwrap();
+        assert!(store
+            .command_outbox(Source::Mqtt, 10)
+            .await
+            .unwrap()
+            .is_empty());
         assert_eq!(
             out.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
             vec!["start", "done"]
@@ -340,10 +387,50 @@ mod tests {
             .ack_command_results(&out.iter().map(|e| e.seq).collect::<Vec<_>>())
             .await
             .unwrap();
-        assert!(store.command_outbox(10).await.unwrap().is_empty());
+        assert!(store
+            .command_outbox(Source::Foreman, 10)
+            .await
+            .unwrap()
+            .is_empty());
         let c = store.command_counts().await.unwrap();
         assert_eq!((c.succeeded, c.failed), (1, 0));
         // Kept at least a day: pruning with a short retention keeps it.
-        assert_eq!(store.prune_commands(1).await.unwrap(), 0);
+        assert!(store
+            .prune_commands(Source::Foreman, 1)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn results_go_back_the_way_the_command_came() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
+        let args = json!({});
+        for (id, source) in [("f1", Source::Foreman), ("mqtt/m1", Source::Mqtt)] {
+            assert!(store
+                .record_command(id, "blink", &args, None, &args, source)
+                .await
+                .unwrap());
+            store.finish_command(id, true, None, &args).await.unwrap();
+        }
+        let ids = |entries: Vec<OutboxEntry>| -> Vec<(String, String)> {
+            entries
+                .into_iter()
+                .map(|e| (e.command_id, e.kind))
+                .collect()
+        };
+        let mqtt = ids(store.command_outbox(Source::Mqtt, 10).await.unwrap());
+        assert_eq!(
+            mqtt,
+            vec![
+                ("mqtt/m1".to_string(), "start".to_string()),
+                ("mqtt/m1".to_string(), "done".to_string())
+            ]
+        );
+        let foreman = ids(store.command_outbox(Source::Foreman, 10).await.unwrap());
+        assert!(foreman.iter().all(|(id, _)| id == "f1") && foreman.len() == 2);
+        let open = store.unfinished_commands().await.unwrap();
+        assert!(open.is_empty());
     }
 }

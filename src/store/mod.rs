@@ -24,7 +24,7 @@ use sqlx::Row;
 
 use crate::config::{StoreConfig, Synchronous, WhenFull};
 
-pub use commands::{CommandCounts, CommandRow, OutboxEntry};
+pub use commands::{CommandCounts, CommandRow, OutboxEntry, Source};
 pub use miners::{AssignedMiner, MinerStatusRow, PollRecord};
 pub use outbox::{Backlog, CycleBatch, DropReason, Dropped, Drops, StoredBatch};
 

@@ -1,0 +1,282 @@
+//! Commands on `<prefix>/commands`: the same JSON as Foreman's command feed (`id`, `command`,
+//! `args`), plus optional `issued_at` / `expires_at`. An accepted command goes through the
+//! same durable, exactly-once path as Foreman's ([`crate::commands::execute::Runner`]): it
+//! is recorded before anything acts on it, and an id seen before (a QoS 1 redelivery, a
+//! resend) never runs again. Its results come back on `<prefix>/commands/<id>/status`
+//! through [`super::acks`].
+//!
+//! Refused without being recorded: everything while `mqtt.commands` is off, retained
+//! commands (the broker would replay them on every reconnect), and stale or expired ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rumqttc::{Publish, QoS};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::connection::Link;
+use super::Topics;
+use crate::commands::execute::Runner;
+use crate::store::Source;
+
+/// Where MQTT command ids live in the command log, apart from Foreman's ids.
+pub const ID_PREFIX: &str = "mqtt/";
+
+/// A command as sent over MQTT.
+#[derive(Debug, Deserialize)]
+struct Incoming {
+    id: Value,
+    command: String,
+    #[serde(default)]
+    args: Value,
+    #[serde(default)]
+    issued_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why a command is not taken.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    /// Not even an id to answer on.
+    Malformed(String),
+    /// Has an id: answered on its status topic.
+    Refused { id: String, reason: String },
+}
+
+pub struct CommandInbox {
+    pub runner: Option<Arc<Runner>>,
+    pub topics: Topics,
+    pub max_age: Duration,
+    pub link: watch::Receiver<Option<Link>>,
+}
+
+impl CommandInbox {
+    pub async fn run(self, mut rx: mpsc::Receiver<Publish>, shutdown: CancellationToken) {
+        loop {
+            let publish = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                p = rx.recv() => match p {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            match check(&publish, self.runner.is_some(), self.max_age, Utc::now()) {
+                Ok(command) => self.accept(command).await,
+                Err(refusal) => self.refuse(refusal),
+            }
+        }
+    }
+
+    async fn accept(&self, c: Accepted) {
+        let Some(runner) = &self.runner else {
+            return;
+        };
+        let stored_id = format!("{ID_PREFIX}{}", c.id);
+        match runner
+            .accept(&stored_id, &c.command, &c.args, Source::Mqtt)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => debug!(id = %c.id, "MQTT command already recorded; not run again."),
+            Err(e) => {
+                error!(error = %e, id = %c.id, "Cannot record an MQTT command; it is not run.");
+                self.refuse(Refusal::Refused {
+                    id: c.id,
+                    reason: "cannot record the command; not run".into(),
+                });
+            }
+        }
+    }
+
+    /// Answers a refused command once, not retained: nothing was recorded to keep.
+    fn refuse(&self, refusal: Refusal) {
+        let (topic, body) = match &refusal {
+            Refusal::Malformed(reason) => {
+                warn!(reason = %reason, "MQTT: malformed command rejected.");
+                (self.topics.rejected(), json!({ "error": reason }))
+            }
+            Refusal::Refused { id, reason } => {
+                info!(id = %id, reason = %reason, "MQTT command refused.");
+                (
+                    self.topics.command_status(id),
+                    json!({
+                        "id": id,
+                        "state": "refused",
+                        "message": reason,
+                        "at": crate::foreman::metrics::format_timestamp(Utc::now()),
+                    }),
+                )
+            }
+        };
+        let link = self.link.borrow().clone();
+        if let Some(link) = link {
+            if let Err(e) =
+                link.client
+                    .try_publish(topic, QoS::AtLeastOnce, false, body.to_string())
+            {
+                debug!(error = %e, "MQTT: cannot queue a refusal.");
+            }
+        }
+    }
+}
+
+/// A command that passed every check.
+#[derive(Debug)]
+struct Accepted {
+    id: String,
+    command: String,
+    args: Value,
+}
+
+/// Decides whether a message is a command this agent takes.
+fn check(
+    publish: &Publish,
+    enabled: bool,
+    max_age: Duration,
+    now: DateTime<Utc>,
+) -> Result<Accepted, Refusal> {
+    let incoming: Incoming = serde_json::from_slice(&publish.payload).map_err(|e| {
+        Refusal::Malformed(format!("not a command (JSON with id, command, args): {e}"))
+    })?;
+    let id = match &incoming.id {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    if id.is_empty() || id.len() > 128 || id.contains(['/', '+', '#', '\0']) {
+        return Err(Refusal::Malformed(
+            "`id` must be a non-empty string of at most 128 characters without '/', '+', '#'"
+                .into(),
+        ));
+    }
+    let refused = |reason: String| Refusal::Refused {
+        id: id.clone(),
+        reason,
+    };
+    if !enabled {
+        return Err(refused(
+            "commands over MQTT are disabled on this pickaxe (mqtt.commands = false)".into(),
+        ));
+    }
+    if publish.retain {
+        return Err(refused(
+            "retained commands are refused: the broker would replay them on every reconnect".into(),
+        ));
+    }
+    if let Some(expires) = incoming.expires_at {
+        if expires <= now {
+            return Err(refused(format!("expired at {expires}")));
+        }
+    }
+    if let Some(issued) = incoming.issued_at {
+        let age = now.signed_duration_since(issued);
+        if age.to_std().is_ok_and(|age| age > max_age) {
+            return Err(refused(format!(
+                "stale: issued {}s ago, more than mqtt.command_max_age ({}s)",
+                age.num_seconds(),
+                max_age.as_secs()
+            )));
+        }
+    }
+    if incoming.command.trim().is_empty() {
+        return Err(refused("`command` is empty".into()));
+    }
+    let args = match incoming.args {
+        Value::Null => json!({}),
+        Value::Object(_) => incoming.args,
+        _ => return Err(refused("`args` must be an object".into())),
+    };
+    Ok(Accepted {
+        id,
+        command: incoming.command.trim().to_string(),
+        args,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str, retain: bool) -> Publish {
+        let mut p = Publish::new("p/commands", QoS::AtLeastOnce, body.as_bytes().to_vec());
+        p.retain = retain;
+        p
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-03T12:00:00Z".parse().unwrap()
+    }
+
+    const MAX_AGE: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_foreman_shaped_command_is_taken() {
+        let c = check(
+            &message(
+                r#"{"id":"r-1","command":"reboot","args":{"ip":"127.1.0.5"},"issued_at":"2026-12-03T11:59:00Z"}"#,
+                false,
+            ),
+            true,
+            MAX_AGE,
+            now(),
+        )
+        .unwrap();
+        assert_eq!((c.id.as_str(), c.command.as_str()), ("r-1", "reboot"));
+        assert_eq!(c.args["ip"], "127.1.0.5");
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let reason = |body: &str, retain: bool, enabled: bool| match check(
+            &message(body, retain),
+            enabled,
+            MAX_AGE,
+            now(),
+        )
+        .unwrap_err()
+        {
+            Refusal::Refused { id, reason } => {
+                assert_eq!(id, "7");
+                reason
+            }
+            Refusal::Malformed(m) => panic!("malformed: {m}"),
+        };
+        let ok = r#"{"id":7,"command":"reboot","args":{}}"#;
+        assert!(reason(ok, false, false).contains("disabled"));
+        assert!(reason(ok, true, true).contains("retained"));
+        let stale = r#"{"id":"7","command":"reboot","issued_at":"2026-12-03T11:00:00Z"}"#;
+        assert!(reason(stale, false, true).starts_with("stale: issued 3600s ago"));
+        let expired = r#"{"id":"7","command":"reboot","expires_at":"2026-12-03T11:59:59Z"}"#;
+        assert!(reason(expired, false, true).starts_with("expired"));
+        assert!(
+            reason(r#"{"id":"7","command":"reboot","args":[1]}"#, false, true).contains("object")
+        );
+    }
+
+    #[test]
+    fn garbage_is_rejected_without_panic() {
+        for body in [
+            "",
+            "reboot",
+            "{}",
+            r#"{"id":"a/b","command":"reboot"}"#,
+            r#"{"id":"","command":"reboot"}"#,
+            r#"{"id":null,"command":"reboot"}"#,
+            "\u{0}\u{ff}",
+        ] {
+            assert!(
+                matches!(
+                    check(&message(body, false), true, MAX_AGE, now()),
+                    Err(Refusal::Malformed(_))
+                ),
+                "{body:?}"
+            );
+        }
+    }
+}
