@@ -126,6 +126,7 @@ impl Uploader {
         let backlog_gap = Duration::from_secs_f64(1.0 / self.config.backlog_rate);
         let mut last_backlog_send: Option<Instant> = None;
         let mut rate = DrainRate::default();
+        let mut poison = PoisonWatch::default();
         let mut drained_backlog = false;
         loop {
             if shutdown.is_cancelled() {
@@ -191,6 +192,7 @@ impl Uploader {
             };
             match outcome {
                 Ok(()) => {
+                    poison.accepted(batch.id);
                     if let Err(e) = self.store.ack_batch(batch.id).await {
                         // The batch stays and is re-sent under the same key: Foreman
                         // de-duplicates it, nothing is lost.
@@ -222,6 +224,13 @@ impl Uploader {
                 }
                 Err(ForemanError::Rejected { status, message }) => {
                     self.set_aside_or_split(&batch, status, &message).await
+                }
+                // Foreman fails on this batch again and again while it takes others: the
+                // batch, not the server, is the problem (C-23). Isolate it like a refusal.
+                Err(e) if e.is_server_error() && poison.server_error(batch.id) => {
+                    warn!(batch = batch.id, error = %e, budget = POISON_BUDGET, "Foreman keeps failing on one batch while accepting others; splitting it.");
+                    poison.forget(batch.id);
+                    self.set_aside_or_split(&batch, 500, &e.to_string()).await
                 }
                 Err(e) => {
                     let mut delay = backoff.next_delay(e.retry_after());
@@ -310,6 +319,42 @@ impl Uploader {
     }
 }
 
+/// 5xx answers one batch may get, while Foreman accepts other batches, before it is split.
+const POISON_BUDGET: u32 = 5;
+
+/// Counts 5xx answers per batch, and whether Foreman accepted any other batch meanwhile.
+/// A batch over budget while others go through is poison; when every batch fails, it is an
+/// outage and nothing is split.
+#[derive(Debug, Default)]
+struct PoisonWatch {
+    /// Batch id -> (5xx answers, another batch accepted since the first).
+    failing: std::collections::HashMap<i64, (u32, bool)>,
+}
+
+impl PoisonWatch {
+    /// Records a 5xx for `id`; true when it is poison.
+    fn server_error(&mut self, id: i64) -> bool {
+        // Batches evicted by the bounds are never acked: keep the map small.
+        if self.failing.len() > 10_000 {
+            self.failing.clear();
+        }
+        let (failures, others_ok) = self.failing.entry(id).or_insert((0, false));
+        *failures += 1;
+        *failures >= POISON_BUDGET && *others_ok
+    }
+
+    fn accepted(&mut self, id: i64) {
+        self.failing.remove(&id);
+        for (_, others_ok) in self.failing.values_mut() {
+            *others_ok = true;
+        }
+    }
+
+    fn forget(&mut self, id: i64) {
+        self.failing.remove(&id);
+    }
+}
+
 /// Samples uploaded per second over the last minute, published at most every 5 s.
 #[derive(Debug, Default)]
 struct DrainRate {
@@ -354,6 +399,26 @@ pub async fn sleep_or_cancel(delay: Duration, shutdown: &CancellationToken) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_poison_only_while_others_go_through() {
+        let mut watch = PoisonWatch::default();
+        // An outage: every batch fails, nothing is ever poison.
+        for _ in 0..20 {
+            assert!(!watch.server_error(1));
+            assert!(!watch.server_error(2));
+        }
+        let mut watch = PoisonWatch::default();
+        assert!(!watch.server_error(1));
+        watch.accepted(2);
+        for _ in 1..POISON_BUDGET - 1 {
+            assert!(!watch.server_error(1));
+        }
+        assert!(
+            watch.server_error(1),
+            "over budget while batch 2 went through"
+        );
+    }
     use crate::model::MinerStats;
 
     #[test]

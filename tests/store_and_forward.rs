@@ -216,3 +216,49 @@ async fn rate_limiting_is_honoured_and_nothing_is_lost() {
     assert_eq!(summary.samples_received as i64, taken);
     assert_eq!(summary.samples_duplicate, 0);
 }
+
+/// C-23: Foreman answers 500 to every batch holding one bad sample and 2xx to the rest. The
+/// batch is split until the sample is alone and set aside; everything else arrives once, and
+/// the backlog behind it drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_foreman_always_fails_on_costs_only_itself() {
+    const COUNT: usize = 20;
+    let site = Site::start(COUNT, Ipv4Addr::new(127, 74, 0, 1), "").await;
+    let db = site.db_path();
+    let daemon = Daemon::spawn(&site.write_config("1s", ""), "daemon.log");
+    let foreman = site.foreman.clone();
+    wait_until(Duration::from_secs(30), "the first cycle delivered", || {
+        foreman.summary().samples_received >= COUNT as u64
+    })
+    .await;
+    let poisoned = site.fleet.miners()[3].addr.ip().to_string();
+    site.foreman.inject(ForemanFault::Poison {
+        ip: poisoned.clone(),
+        count: 1,
+        status: 500,
+    });
+    wait_for(
+        Duration::from_secs(90),
+        "the bad sample set aside",
+        || async { counter(&db, names::DEAD_LETTER_SAMPLES).await == 1 },
+    )
+    .await;
+    wait_for(Duration::from_secs(30), "the backlog drained", || async {
+        backlog(&db).await.batches == 0
+    })
+    .await;
+    let log = daemon.log_text();
+    assert!(daemon.terminate().await.success());
+
+    let summary = site.foreman.summary();
+    let taken = counter(&db, names::SAMPLES_TAKEN).await;
+    assert!(summary.faults.poison >= 5, "{:?}", summary.faults);
+    assert_eq!(summary.samples_duplicate, 0);
+    assert_eq!(
+        summary.samples_received as i64 + 1,
+        taken,
+        "everything but the one bad sample arrived"
+    );
+    assert_eq!(counter(&db, names::DEAD_LETTER_SAMPLES).await, 1);
+    assert!(log.contains("Foreman keeps failing on one batch"), "{log}");
+}

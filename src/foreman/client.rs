@@ -19,6 +19,8 @@ pub enum ForemanError {
     Transient {
         reason: String,
         retry_after: Option<Duration>,
+        /// The server's status when it answered (408, 429, 5xx); `None` for network errors.
+        status: Option<u16>,
     },
     /// 401/403: the key or client id is wrong; retrying will not help until it is fixed.
     #[error("authentication failed (HTTP {status}): {message}")]
@@ -42,6 +44,12 @@ impl ForemanError {
             ForemanError::Transient { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+
+    /// A 5xx: the server answered and failed on this request (an outage, or a request it
+    /// chokes on: see the uploader's poison watch).
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, ForemanError::Transient { status: Some(s), .. } if *s >= 500)
     }
 }
 
@@ -179,6 +187,7 @@ impl ForemanClient {
         let response = request.send().await.map_err(|e| ForemanError::Transient {
             reason: network_reason(&e),
             retry_after: None,
+            status: None,
         })?;
         let status = response.status();
         let retry_after = response
@@ -192,6 +201,7 @@ impl ForemanClient {
             .map_err(|e| ForemanError::Transient {
                 reason: network_reason(&e),
                 retry_after: None,
+                status: None,
             })?;
         if status.is_success() {
             return Ok(body.to_vec());
@@ -206,6 +216,7 @@ impl ForemanClient {
             408 | 429 | 500..=599 => ForemanError::Transient {
                 reason: format!("HTTP {}: {message}", status.as_u16()),
                 retry_after,
+                status: Some(status.as_u16()),
             },
             code => ForemanError::Rejected {
                 status: code,

@@ -234,6 +234,16 @@ async fn put_metrics(
             return message(StatusCode::BAD_REQUEST, &msg);
         }
     };
+    let poisoned = st.fault_counters().poisoned(&samples);
+    if let Some(status) = poisoned {
+        {
+            let mut rec = st.rec();
+            rec.summary.requests.faulted += 1;
+            rec.summary.faults.poison += 1;
+        }
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return message(status, "Internal error while storing a sample.");
+    }
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())

@@ -59,7 +59,8 @@ pub enum OutageMode {
 /// JSON: `{"kind":"outage","mode":"refuse"|"503","seconds":20}`, `{"kind":"rate_limit",
 /// "count":3,"retry_after":2}`, `{"kind":"slow","count":2,"seconds":3}` (add
 /// `"commit_first":true` for [`ForemanFault::SlowCommit`]), `{"kind":"server_error","count":3,
-/// "status":500}`, `{"kind":"reject","count":1,"message":".."}`, `{"kind":"max_body",
+/// "status":500}`, `{"kind":"reject","count":1,"message":".."}`, `{"kind":"poison","ip":"..",
+/// "count":1,"status":500}`, `{"kind":"max_body",
 /// "bytes":65536}`, `{"kind":"revoke_key"}`, `{"kind":"set_key","key":".."}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(from = "FaultRepr", into = "FaultRepr")]
@@ -83,6 +84,9 @@ pub enum ForemanFault {
     ServerError { count: u32, status: u16 },
     /// The next `count` metrics PUTs get 400 `{"message":message}` and are not recorded.
     Reject { count: u32, message: String },
+    /// The next `count` samples of miner `ip` (distinct timestamps) are poison: every metrics
+    /// PUT holding one of them gets `status` (a 5xx) and is not recorded, forever (case C-23).
+    Poison { ip: String, count: u32, status: u16 },
     /// Metrics bodies larger than `bytes` (as sent on the wire, i.e. compressed when gzip'd)
     /// get 413, until cleared.
     MaxBody { bytes: u64 },
@@ -129,6 +133,12 @@ enum FaultRepr {
         #[serde(default = "default_status")]
         status: u16,
     },
+    Poison {
+        ip: String,
+        count: u32,
+        #[serde(default = "default_status")]
+        status: u16,
+    },
     Reject {
         count: u32,
         #[serde(default = "default_reject")]
@@ -158,6 +168,7 @@ impl From<FaultRepr> for ForemanFault {
             FaultRepr::Slow { count, seconds, .. } => ForemanFault::SlowCommit { count, seconds },
             FaultRepr::ServerError { count, status } => ForemanFault::ServerError { count, status },
             FaultRepr::Reject { count, message } => ForemanFault::Reject { count, message },
+            FaultRepr::Poison { ip, count, status } => ForemanFault::Poison { ip, count, status },
             FaultRepr::MaxBody { bytes } => ForemanFault::MaxBody { bytes },
             FaultRepr::RevokeKey => ForemanFault::RevokeKey,
             FaultRepr::SetKey { key } => ForemanFault::SetKey { key },
@@ -184,6 +195,7 @@ impl From<ForemanFault> for FaultRepr {
             },
             ForemanFault::ServerError { count, status } => FaultRepr::ServerError { count, status },
             ForemanFault::Reject { count, message } => FaultRepr::Reject { count, message },
+            ForemanFault::Poison { ip, count, status } => FaultRepr::Poison { ip, count, status },
             ForemanFault::MaxBody { bytes } => FaultRepr::MaxBody { bytes },
             ForemanFault::RevokeKey => FaultRepr::RevokeKey,
             ForemanFault::SetKey { key } => FaultRepr::SetKey { key },
@@ -226,6 +238,9 @@ pub struct FaultCounts {
     pub server_error: u64,
     /// 400 answers of `reject`.
     pub reject: u64,
+    /// 5xx answers of `poison`.
+    #[serde(default)]
+    pub poison: u64,
     /// 413 answers of `max_body`.
     pub max_body: u64,
     /// 401 answers while the key is revoked.
@@ -425,8 +440,38 @@ pub(crate) struct FaultCounters {
     pub server_error_status: u16,
     pub reject_left: u32,
     pub reject_message: String,
+    pub poison: Option<PoisonFault>,
     pub max_body: Option<u64>,
     pub key_revoked: bool,
+}
+
+/// The state of a `poison` fault.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PoisonFault {
+    pub ip: String,
+    pub left: u32,
+    pub status: u16,
+    /// Timestamps of the poisoned samples.
+    pub timestamps: std::collections::HashSet<String>,
+}
+
+impl FaultCounters {
+    /// The status to answer when the batch holds a poisoned sample (picking new ones while
+    /// the fault has some left).
+    pub fn poisoned(&mut self, samples: &[Incoming]) -> Option<u16> {
+        let p = self.poison.as_mut()?;
+        let mut hit = false;
+        for s in samples.iter().filter(|s| s.ip == p.ip) {
+            if p.timestamps.contains(&s.timestamp) {
+                hit = true;
+            } else if p.left > 0 {
+                p.left -= 1;
+                p.timestamps.insert(s.timestamp.clone());
+                hit = true;
+            }
+        }
+        hit.then_some(p.status)
+    }
 }
 
 /// Current injected faults, as shown by `GET /admin/faults`.
@@ -568,6 +613,22 @@ impl Shared {
                 let mut f = self.fault_counters();
                 f.reject_left = count;
                 f.reject_message = message.clone();
+            }
+            ForemanFault::Poison {
+                ref ip,
+                count,
+                status,
+            } => {
+                self.fault_counters().poison = Some(PoisonFault {
+                    ip: ip.clone(),
+                    left: count,
+                    status: if (500..=599).contains(&status) {
+                        status
+                    } else {
+                        500
+                    },
+                    timestamps: Default::default(),
+                });
             }
             ForemanFault::MaxBody { bytes } => self.fault_counters().max_body = Some(bytes),
             ForemanFault::RevokeKey => self.fault_counters().key_revoked = true,
