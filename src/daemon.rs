@@ -99,15 +99,16 @@ pub async fn start(
     let upload_stop = CancellationToken::new();
     let upload_stop_handle = upload_stop.clone();
     // Commands stop acting at shutdown; their results keep flowing until the uploader stops.
+    let heartbeats = Heartbeats::new(config.poll.interval + config.poll.timeout);
     let desk = crate::commands::spawn(
         &config,
         store.clone(),
         client.clone(),
+        heartbeats.commands.clone(),
         shutdown.clone(),
         upload_stop.clone(),
         tracker,
     );
-    let heartbeats = Heartbeats::new(config.poll.interval + config.poll.timeout);
     tracker.spawn(
         Uploader {
             store: store.clone(),

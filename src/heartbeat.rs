@@ -53,6 +53,8 @@ pub struct Heartbeats {
     pub poller: Heartbeat,
     pub uploader: Heartbeat,
     pub store: Heartbeat,
+    /// The loop that fetches Foreman's commands.
+    pub commands: Heartbeat,
 }
 
 impl Heartbeats {
@@ -61,12 +63,13 @@ impl Heartbeats {
             poller: Heartbeat::new("poller", first_within),
             uploader: Heartbeat::new("uploader", first_within),
             store: Heartbeat::new("store", first_within),
+            commands: Heartbeat::new("commands", first_within),
         }
     }
 
     /// The loops that broke their promise, if any.
     pub fn stalled(&self) -> Vec<&'static str> {
-        [&self.poller, &self.uploader, &self.store]
+        [&self.poller, &self.uploader, &self.store, &self.commands]
             .into_iter()
             .filter(|h| !h.is_alive())
             .map(|h| h.name())

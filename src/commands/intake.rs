@@ -12,6 +12,7 @@ use tracing::{debug, error, info, warn};
 use super::execute::Runner;
 use crate::foreman::retry::Backoff;
 use crate::foreman::{ForemanClient, RemoteCommand};
+use crate::heartbeat::Heartbeat;
 use crate::store::{Source, Store};
 use crate::uplink::sleep_or_cancel;
 
@@ -23,6 +24,9 @@ pub struct Intake {
     pub store: Store,
     pub client: ForemanClient,
     pub runner: Arc<Runner>,
+    /// Fed before each wait with how long it may take (watchdog).
+    pub heartbeat: Heartbeat,
+    pub request_timeout: Duration,
     pub poll_interval: Duration,
     pub retention: Duration,
     pub min_backoff: Duration,
@@ -46,6 +50,9 @@ impl Intake {
         let mut backoff = Backoff::new(self.min_backoff, self.max_backoff);
         let mut last_prune = tokio::time::Instant::now();
         loop {
+            // Recording a listed command takes a few database writes at most.
+            self.heartbeat
+                .beat(self.request_timeout + Duration::from_secs(30));
             let delay = match self.client.commands().await {
                 Ok(list) => {
                     backoff.reset();
@@ -79,6 +86,7 @@ impl Intake {
                     debug!(error = %e, "Cannot prune old commands.");
                 }
             }
+            self.heartbeat.beat(delay);
             if sleep_or_cancel(delay, &shutdown).await {
                 return;
             }

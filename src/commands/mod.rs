@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::foreman::ForemanClient;
+use crate::heartbeat::Heartbeat;
 use crate::store::Store;
 
 /// What other command channels (MQTT) need: the runner that records and runs a command
@@ -45,6 +46,7 @@ pub fn spawn(
     config: &Config,
     store: Store,
     client: ForemanClient,
+    heartbeat: Heartbeat,
     shutdown: CancellationToken,
     results_stop: CancellationToken,
     tracker: &TaskTracker,
@@ -73,6 +75,8 @@ pub fn spawn(
             store: store.clone(),
             client: client.clone(),
             runner: runner.clone(),
+            heartbeat,
+            request_timeout: config.foreman.request_timeout,
             poll_interval: config.commands.poll_interval,
             retention: config.commands.retention,
             min_backoff: config.upload.min_backoff,
