@@ -124,12 +124,14 @@ pub async fn start(
         .run(upload_stop.clone()),
     );
     let (cycle_tx, cycle_rx) = watch::channel(CycleSummary::default());
+    let mqtt_stats = Arc::new(crate::mqtt::MqttStats::default());
     if config.metrics.enabled {
         tracker.spawn(crate::metrics::serve(
             config.metrics.listen,
             store.clone(),
             state_rx.clone(),
             cycle_rx.clone(),
+            config.mqtt.as_ref().map(|_| mqtt_stats.clone()),
             upload_stop.clone(),
         ));
     }
@@ -138,6 +140,7 @@ pub async fn start(
         &pickaxe_id,
         store.clone(),
         Some(desk),
+        mqtt_stats,
         shutdown.clone(),
         tracker,
     )?;

@@ -87,11 +87,12 @@ mod tests {
         assert!(beats.stalled().is_empty());
         beats.poller.beat(Duration::from_secs(60));
         tokio::time::advance(Duration::from_secs(20)).await;
-        assert_eq!(beats.stalled(), vec!["uploader", "store"]);
+        assert_eq!(beats.stalled(), vec!["uploader", "store", "commands"]);
         beats.uploader.beat(Duration::ZERO);
         beats.store.beat(Duration::ZERO);
+        beats.commands.beat(Duration::ZERO);
         assert!(beats.stalled().is_empty());
         tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(beats.stalled().len(), 3);
+        assert_eq!(beats.stalled().len(), 4);
     }
 }

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::mqtt::MqttStats;
 use crate::store::{counter, DropReason, Store};
 use crate::uplink::UplinkState;
 
@@ -34,6 +36,7 @@ struct Sources {
     store: Store,
     uplink: watch::Receiver<UplinkState>,
     cycle: watch::Receiver<CycleSummary>,
+    mqtt: Option<Arc<MqttStats>>,
 }
 
 /// Serves `/metrics` on `listen` until `shutdown`. A port already in use is logged, not fatal:
@@ -43,6 +46,7 @@ pub async fn serve(
     store: Store,
     uplink: watch::Receiver<UplinkState>,
     cycle: watch::Receiver<CycleSummary>,
+    mqtt: Option<Arc<MqttStats>>,
     shutdown: CancellationToken,
 ) {
     let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -59,6 +63,7 @@ pub async fn serve(
             store,
             uplink,
             cycle,
+            mqtt,
         });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -71,14 +76,20 @@ pub async fn serve(
 async fn scrape(State(sources): State<Sources>) -> impl IntoResponse {
     let uplink = sources.uplink.borrow().clone();
     let cycle = *sources.cycle.borrow();
-    match render(
+    let rendered = render(
         &sources.store,
         &uplink,
         &cycle,
         chrono::Utc::now().timestamp_millis(),
     )
     .await
-    {
+    .map(|mut text| {
+        if let Some(stats) = &sources.mqtt {
+            render_mqtt(&mut text, stats);
+        }
+        text
+    });
+    match rendered {
         Ok(text) => (
             [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
             text,
@@ -89,6 +100,55 @@ async fn scrape(State(sources): State<Sources>) -> impl IntoResponse {
             format!("state database: {e}\n"),
         )
             .into_response(),
+    }
+}
+
+/// Appends the MQTT counters.
+pub fn render_mqtt(out: &mut String, stats: &MqttStats) {
+    let get = MqttStats::get;
+    for (name, kind, help, value) in [
+        (
+            "pickaxe_mqtt_connected",
+            "gauge",
+            "1 while connected to the MQTT broker.",
+            f64::from(u8::from(
+                stats.connected.load(std::sync::atomic::Ordering::Relaxed),
+            )),
+        ),
+        (
+            "pickaxe_mqtt_connections_total",
+            "counter",
+            "Connections made to the MQTT broker.",
+            get(&stats.connections),
+        ),
+        (
+            "pickaxe_mqtt_published_total",
+            "counter",
+            "Live metrics messages queued for the broker.",
+            get(&stats.published),
+        ),
+        (
+            "pickaxe_mqtt_dropped_total",
+            "counter",
+            "Live MQTT messages dropped (broker away or queue full); Foreman still gets the data.",
+            get(&stats.dropped),
+        ),
+        (
+            "pickaxe_mqtt_commands_accepted_total",
+            "counter",
+            "Commands taken from MQTT into the command log.",
+            get(&stats.commands_accepted),
+        ),
+        (
+            "pickaxe_mqtt_commands_refused_total",
+            "counter",
+            "Commands refused or rejected on MQTT.",
+            get(&stats.commands_refused),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
     }
 }
 

@@ -167,11 +167,13 @@ async fn metrics_availability_status_and_broker_outage() {
     let broker_dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let broker = Broker::start(broker_dir.path(), port);
+    let metrics_port = free_port();
     let config = site.write_config(
         "1s",
         &format!(
             "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"{PREFIX}\"\nusername = \"u\"\npassword = \"mqtt-secret-pw\"\n\
-             home_assistant = true\ndiscovery_prefix = \"{PREFIX}/ha\"\n"
+             home_assistant = true\ndiscovery_prefix = \"{PREFIX}/ha\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
         ),
     );
     let (got, _sub) = subscribe(port, "it-sub");
@@ -299,6 +301,29 @@ async fn metrics_availability_status_and_broker_outage() {
     )
     .await;
     assert_eq!(retained(port, &status).await.as_deref(), Some("online"));
+
+    // /metrics tells the story: connected again, messages published, the outage's drops.
+    let scrape = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing in:\n{scrape}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("pickaxe_mqtt_connected"), 1.0);
+    assert!(value("pickaxe_mqtt_connections_total") >= 2.0);
+    assert!(value("pickaxe_mqtt_published_total") >= 2.0 * MINERS as f64);
+    assert!(
+        value("pickaxe_mqtt_dropped_total") >= MINERS as f64,
+        "the outage's messages are counted as dropped"
+    );
 
     // SIGKILL: the broker publishes the last will.
     daemon.assert_running();

@@ -147,8 +147,11 @@ impl ScanJob {
             .iter()
             .map(|f| {
                 let mut params = self.args.as_object().cloned().unwrap_or_default();
-                // Credentials stay out of the result.
-                params.remove("password");
+                // Credentials stay out of the result, and so do the scan's own address and
+                // MAC lists: they describe the scan, not the miner (and can be huge).
+                for key in ["password", "ranges", "targetMacs"] {
+                    params.remove(key);
+                }
                 if let Some(mac) = &f.mac {
                     params.insert("mac".into(), json!(mac));
                 }

@@ -26,9 +26,19 @@ use crate::store::{OutboxEntry, Source, Store};
 const BATCH: i64 = 200;
 /// A status not echoed this long after publishing is published again.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest status payload published: far below the 1 MiB packet limit (a bigger packet
+/// would kill the connection on every attempt, forever, since the status stays in SQLite).
+const MAX_STATUS: usize = 64 * 1024;
 /// How often the outbox is looked at without being woken.
 const TICK: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// A status published on the current connection, waiting for its echo.
+pub struct Sent {
+    at: Instant,
+    topic: String,
+    payload: String,
+}
 
 pub struct AckSender {
     pub store: Store,
@@ -41,8 +51,8 @@ pub struct AckSender {
 
 impl AckSender {
     pub async fn run(mut self, mut echoes: mpsc::Receiver<Publish>, shutdown: CancellationToken) {
-        // Published on the current connection and not echoed yet: seq -> when.
-        let mut sent: HashMap<i64, Instant> = HashMap::new();
+        // Published on the current connection and not echoed yet.
+        let mut sent: HashMap<i64, Sent> = HashMap::new();
         let mut last_prune: Option<Instant> = None;
         loop {
             tokio::select! {
@@ -74,7 +84,7 @@ impl AckSender {
     }
 
     /// Publishes every waiting status not already on its way.
-    async fn publish_pending(&self, link: &Link, sent: &mut HashMap<i64, Instant>) {
+    async fn publish_pending(&self, link: &Link, sent: &mut HashMap<i64, Sent>) {
         let entries = match self.store.command_outbox(Source::Mqtt, BATCH).await {
             Ok(e) => e,
             Err(e) => {
@@ -85,7 +95,7 @@ impl AckSender {
         for entry in entries {
             if sent
                 .get(&entry.seq)
-                .is_some_and(|at| at.elapsed() < ECHO_TIMEOUT)
+                .is_some_and(|s| s.at.elapsed() < ECHO_TIMEOUT)
             {
                 continue;
             }
@@ -93,13 +103,20 @@ impl AckSender {
                 continue;
             };
             let topic = self.topics.command_status(id);
-            let payload = status_message(id, &entry).to_string();
+            let payload = bounded(status_message(id, &entry));
             match link
                 .client
-                .try_publish(topic, QoS::AtLeastOnce, true, payload)
+                .try_publish(topic.clone(), QoS::AtLeastOnce, true, payload.clone())
             {
                 Ok(()) => {
-                    sent.insert(entry.seq, Instant::now());
+                    sent.insert(
+                        entry.seq,
+                        Sent {
+                            at: Instant::now(),
+                            topic,
+                            payload,
+                        },
+                    );
                 }
                 // Queue full: the rest waits for the next round, in order.
                 Err(_) => break,
@@ -108,18 +125,35 @@ impl AckSender {
     }
 
     /// Our own status came back from the broker: it has it, delete it here.
-    async fn confirm(&self, echo: &Publish, sent: &mut HashMap<i64, Instant>) {
+    async fn confirm(&self, echo: &Publish, sent: &mut HashMap<i64, Sent>) {
         let Ok(body) = serde_json::from_slice::<Value>(&echo.payload) else {
             return;
         };
         let Some(seq) = body.get("seq").and_then(Value::as_i64) else {
             return;
         };
-        // Retained copies from earlier runs come back too: only what is waiting counts.
-        if sent.remove(&seq).is_none() {
+        // Retained copies from earlier runs (or from a database recreated since, whose seqs
+        // start again) and anybody else's messages come back too: only the very message we
+        // published on this connection counts.
+        let Some(mine) = sent.get(&seq) else {
+            return;
+        };
+        if echo.topic != mine.topic || echo.payload.as_ref() != mine.payload.as_bytes() {
             return;
         }
-        if let Err(e) = self.store.ack_command_results(&[seq]).await {
+        // One connection delivers in order: whatever was published before this message is
+        // on the broker too, even if its own echo was lost (an older status re-sent after
+        // a newer one would overwrite the retained final state).
+        let at = mine.at;
+        let seqs: Vec<i64> = sent
+            .iter()
+            .filter(|(_, s)| s.at <= at)
+            .map(|(q, _)| *q)
+            .collect();
+        for q in &seqs {
+            sent.remove(q);
+        }
+        if let Err(e) = self.store.ack_command_results(&seqs).await {
             debug!(error = %e, seq, "Cannot delete a delivered MQTT result; it is sent again.");
         }
     }
@@ -151,6 +185,32 @@ impl AckSender {
             }
         }
     }
+}
+
+/// The status as published, shrunk below [`MAX_STATUS`] when its result or message is huge
+/// (a scan's result lists every miner found, each with the scan's args).
+fn bounded(mut message: Value) -> String {
+    let text = message.to_string();
+    if text.len() <= MAX_STATUS {
+        return text;
+    }
+    message["result"] = Value::Null;
+    message["result_omitted"] = Value::String(format!("{} bytes: too large for MQTT", text.len()));
+    if let Some(m) = message["message"].as_str() {
+        if m.len() > 1024 {
+            let cut = (0..=1024)
+                .rev()
+                .find(|i| m.is_char_boundary(*i))
+                .unwrap_or(0);
+            message["message"] = Value::String(format!("{}…", &m[..cut]));
+        }
+    }
+    if let Some(u) = message.get("update") {
+        if u.to_string().len() > 1024 {
+            message["update"] = Value::Null;
+        }
+    }
+    message.to_string()
 }
 
 /// The status message of one outbox entry. Never echoes the command's args (they can hold
@@ -198,6 +258,24 @@ mod tests {
             body,
             created_ms: 1_764_763_200_000,
         }
+    }
+
+    #[test]
+    fn huge_results_are_shrunk_below_the_packet_limit() {
+        let miners: Vec<Value> = (0..200)
+            .map(|i| json!({"ipAddress": format!("127.1.0.{i}"), "parameters": {"ranges": vec!["127.1.0.1"; 1000]}}))
+            .collect();
+        let done = body::done(
+            "scan-ranges",
+            true,
+            Some("200 miners found"),
+            Some(json!({"miners": miners})),
+        );
+        let m = bounded(status_message("r-1", &entry("done", done)));
+        assert!(m.len() < MAX_STATUS, "{}", m.len());
+        let v: Value = serde_json::from_str(&m).unwrap();
+        assert_eq!(v["state"], "succeeded");
+        assert!(v["result_omitted"].is_string());
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub struct CommandInbox {
     pub topics: Topics,
     pub max_age: Duration,
     pub link: watch::Receiver<Option<Link>>,
+    pub stats: Arc<super::MqttStats>,
 }
 
 impl CommandInbox {
@@ -82,7 +83,7 @@ impl CommandInbox {
             .accept(&stored_id, &c.command, &c.args, Source::Mqtt)
             .await
         {
-            Ok(true) => {}
+            Ok(true) => super::MqttStats::add(&self.stats.commands_accepted, 1),
             Ok(false) => debug!(id = %c.id, "MQTT command already recorded; not run again."),
             Err(e) => {
                 error!(error = %e, id = %c.id, "Cannot record an MQTT command; it is not run.");
@@ -96,6 +97,7 @@ impl CommandInbox {
 
     /// Answers a refused command once, not retained: nothing was recorded to keep.
     fn refuse(&self, refusal: Refusal) {
+        super::MqttStats::add(&self.stats.commands_refused, 1);
         let (topic, body) = match &refusal {
             Refusal::Malformed(reason) => {
                 warn!(reason = %reason, "MQTT: malformed command rejected.");
@@ -149,9 +151,17 @@ fn check(
         Value::Number(n) => n.to_string(),
         _ => String::new(),
     };
-    if id.is_empty() || id.len() > 128 || id.contains(['/', '+', '#', '\0']) {
+    // Control characters and noncharacters make the status topic a packet brokers refuse
+    // (mosquitto drops the connection as "malformed"), and forge lines in the log.
+    let unfit = |c: char| {
+        c.is_control()
+            || matches!(c, '/' | '+' | '#')
+            || (u32::from(c) & 0xFFFE) == 0xFFFE
+            || ('\u{FDD0}'..='\u{FDEF}').contains(&c)
+    };
+    if id.is_empty() || id.len() > 128 || id.contains(unfit) {
         return Err(Refusal::Malformed(
-            "`id` must be a non-empty string of at most 128 characters without '/', '+', '#'"
+            "`id` must be a non-empty string of at most 128 bytes without '/', '+', '#' or control characters"
                 .into(),
         ));
     }
@@ -268,6 +278,9 @@ mod tests {
             r#"{"id":"a/b","command":"reboot"}"#,
             r#"{"id":"","command":"reboot"}"#,
             r#"{"id":null,"command":"reboot"}"#,
+            r#"{"id":"a\nERROR forged","command":"reboot"}"#,
+            r#"{"id":"a\u0001","command":"reboot"}"#,
+            r#"{"id":"a\uffff","command":"reboot"}"#,
             "\u{0}\u{ff}",
         ] {
             assert!(

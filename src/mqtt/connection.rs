@@ -8,6 +8,7 @@
 //! broker forgot the subscriptions) and hands the new [`Link`] to the other MQTT tasks.
 //! A half-open connection is caught by rumqttc's keep-alive (no PINGRESP → error → replaced).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
@@ -20,6 +21,10 @@ use crate::foreman::retry::Backoff;
 
 /// rumqttc's request channel: one cycle of a large site fits.
 const REQUEST_QUEUE: usize = 20_000;
+/// A connection that lasted this long was healthy: the backoff starts again from the minimum.
+/// One that died sooner (an oversized retained message, a status the broker refuses) keeps
+/// backing off, so a poison message cannot make the agent reconnect several times a second.
+const STABLE: Duration = Duration::from_secs(30);
 /// How long a clean shutdown waits for `offline` to reach the broker.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -45,7 +50,10 @@ pub struct Connection {
     pub qos_status: QoS,
     pub backoff: Backoff,
     pub link: watch::Sender<Option<Link>>,
+    pub stats: std::sync::Arc<super::MqttStats>,
     pub inbound: Inbound,
+    /// Commands not taken since the inbox filled up (0: not full).
+    pub inbox_full: u64,
 }
 
 impl Connection {
@@ -53,6 +61,7 @@ impl Connection {
         let mut down_logged = false;
         loop {
             let (client, mut eventloop) = AsyncClient::new(self.options.clone(), REQUEST_QUEUE);
+            let mut connected_at: Option<std::time::Instant> = None;
             let error = loop {
                 let event = tokio::select! {
                     biased;
@@ -67,13 +76,14 @@ impl Connection {
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        self.backoff.reset();
+                        connected_at = Some(std::time::Instant::now());
                         self.on_connected(&client);
                         info!(
                             session_present = ack.session_present,
                             "MQTT connected; status online."
                         );
-                        down_logged = false;
+                        self.stats.connected.store(true, Ordering::Relaxed);
+                        super::MqttStats::add(&self.stats.connections, 1);
                         self.link.send_replace(Some(Link {
                             client: client.clone(),
                         }));
@@ -84,6 +94,11 @@ impl Connection {
                 }
             };
             self.link.send_replace(None);
+            self.stats.connected.store(false, Ordering::Relaxed);
+            if connected_at.is_some_and(|t| t.elapsed() >= STABLE) {
+                self.backoff.reset();
+                down_logged = false;
+            }
             let delay = self.backoff.next_delay(None);
             if down_logged {
                 debug!(error = %error, retry_in = ?delay, "MQTT still unreachable.");
@@ -118,11 +133,21 @@ impl Connection {
 
     /// Hands an incoming message to its task without waiting: the event loop must keep
     /// turning (publishing from here could deadlock rumqttc).
-    fn route(&self, publish: Publish) {
+    fn route(&mut self, publish: Publish) {
         let topic = publish.topic.as_str();
         if topic == self.topics.commands() {
+            if publish.payload.is_empty() {
+                // Our own clear of retained commands, echoed back.
+                return;
+            }
             if self.inbound.commands.try_send(publish).is_err() {
-                warn!("MQTT: command inbox full; a command was not taken (the sender gets no status and may resend).");
+                if self.inbox_full == 0 {
+                    warn!("MQTT: command inbox full; commands are not taken until it drains (their senders get no status and may resend).");
+                }
+                self.inbox_full += 1;
+            } else if self.inbox_full > 0 {
+                info!(not_taken = self.inbox_full, "MQTT: command inbox drained.");
+                self.inbox_full = 0;
             }
         } else if self.topics.status_topic_id(topic).is_some() {
             // A lost echo only means the status is published once more.

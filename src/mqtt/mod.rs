@@ -18,6 +18,7 @@ mod connection;
 pub mod discovery;
 pub mod message;
 mod publisher;
+mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use crate::foreman::metrics::Sample;
 use crate::foreman::retry::Backoff;
 use crate::store::{PollRecord, Store};
 pub use availability::{Availability, AvailabilityTracker};
+pub use stats::MqttStats;
 
 /// Cycles waiting for the publisher; more means the broker side is stuck, so drop.
 const CYCLE_QUEUE: usize = 2;
@@ -122,6 +124,7 @@ pub fn spawn(
     pickaxe_id: &str,
     store: Store,
     desk: Option<CommandDesk>,
+    stats: Arc<MqttStats>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<Option<MqttSender>> {
@@ -173,6 +176,8 @@ pub fn spawn(
             qos_status,
             backoff,
             link: link_tx,
+            stats: stats.clone(),
+            inbox_full: 0,
             inbound: connection::Inbound {
                 commands: commands_tx,
                 echoes: echoes_tx,
@@ -192,6 +197,7 @@ pub fn spawn(
             topics: topics.clone(),
             max_age: mqtt.command_max_age,
             link: link_rx.clone(),
+            stats: stats.clone(),
         }
         .run(commands_rx, shutdown.clone()),
     );
@@ -211,12 +217,13 @@ pub fn spawn(
             publisher::Streams {
                 metrics: mqtt.publish_metrics,
                 availability: mqtt.publish_availability,
+                qos_metrics,
+                qos_status,
             },
-            qos_metrics,
-            qos_status,
             link_rx,
             queue_drops.clone(),
             home_assistant,
+            stats,
         )
         .run(cycles_rx, shutdown),
     );

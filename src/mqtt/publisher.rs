@@ -28,10 +28,11 @@ struct DropEpisode {
 }
 
 impl DropEpisode {
-    fn add(&mut self, n: u64, why: &str) {
+    fn add(&mut self, n: u64, why: &str, stats: &super::MqttStats) {
         if n == 0 {
             return;
         }
+        super::MqttStats::add(&stats.dropped, n);
         if self.dropped == 0 {
             warn!(
                 reason = why,
@@ -87,24 +88,25 @@ impl HomeAssistant {
     }
 }
 
-/// Which streams go out (`mqtt.publish_metrics`, `mqtt.publish_availability`).
+/// Which streams go out (`mqtt.publish_metrics`, `mqtt.publish_availability`), at which QoS.
 #[derive(Debug, Clone, Copy)]
 pub struct Streams {
     pub metrics: bool,
     pub availability: bool,
+    pub qos_metrics: QoS,
+    pub qos_status: QoS,
 }
 
 pub struct Publisher {
     pub topics: Topics,
     pub streams: Streams,
-    pub qos_metrics: QoS,
-    pub qos_status: QoS,
     pub link: watch::Receiver<Option<Link>>,
     pub availability: AvailabilityTracker,
     /// Availability last queued on the current connection, by topic.
     pub published: HashMap<String, Availability>,
     pub queue_drops: Arc<AtomicU64>,
     pub home_assistant: Option<HomeAssistant>,
+    stats: Arc<super::MqttStats>,
     drops: DropEpisode,
 }
 
@@ -112,22 +114,20 @@ impl Publisher {
     pub fn new(
         topics: Topics,
         streams: Streams,
-        qos_metrics: QoS,
-        qos_status: QoS,
         link: watch::Receiver<Option<Link>>,
         queue_drops: Arc<AtomicU64>,
         home_assistant: Option<HomeAssistant>,
+        stats: Arc<super::MqttStats>,
     ) -> Publisher {
         Publisher {
             topics,
             streams,
-            qos_metrics,
-            qos_status,
             link,
             availability: AvailabilityTracker::default(),
             published: HashMap::new(),
             queue_drops,
             home_assistant,
+            stats,
             drops: DropEpisode::default(),
         }
     }
@@ -180,14 +180,18 @@ impl Publisher {
         let mut dropped = 0;
         self.sync_discovery(&client, &mut dropped);
         self.sync_availability(&client, &mut dropped);
-        self.drops.add(dropped, "broker unreachable or queue full");
+        self.drops
+            .add(dropped, "broker unreachable or queue full", &self.stats);
     }
 
     fn publish_cycle(&mut self, report: CycleReport) {
         let mut dropped = 0;
         let queue_drops = self.queue_drops.swap(0, Ordering::Relaxed);
-        self.drops
-            .add(queue_drops, "publisher behind: cycle queue full");
+        self.drops.add(
+            queue_drops,
+            "publisher behind: cycle queue full",
+            &self.stats,
+        );
         for record in &report.records {
             self.availability.observe(record, &report.samples);
         }
@@ -201,6 +205,7 @@ impl Publisher {
             self.drops.add(
                 report.samples.len() as u64,
                 "broker unreachable or queue full",
+                &self.stats,
             );
             return;
         };
@@ -221,17 +226,20 @@ impl Publisher {
                 }
             };
             if client
-                .try_publish(topic, self.qos_metrics, false, payload)
+                .try_publish(topic, self.streams.qos_metrics, false, payload)
                 .is_err()
             {
                 dropped += 1;
+            } else {
+                super::MqttStats::add(&self.stats.published, 1);
             }
         }
         self.sync_availability(&client, &mut dropped);
         if dropped == 0 && queue_drops == 0 {
             self.drops.cycle_clean();
         } else {
-            self.drops.add(dropped, "broker unreachable or queue full");
+            self.drops
+                .add(dropped, "broker unreachable or queue full", &self.stats);
         }
     }
 
@@ -245,7 +253,7 @@ impl Publisher {
             if self.published.get(&topic) == Some(&state) {
                 continue;
             }
-            match client.try_publish(&topic, self.qos_status, true, state.as_str()) {
+            match client.try_publish(&topic, self.streams.qos_status, true, state.as_str()) {
                 Ok(()) => {
                     self.published.insert(topic, state);
                 }
