@@ -109,6 +109,9 @@ pub(crate) struct Dynamic {
     pub password: String,
     /// Pools set by `update_pools` (url, user), in place of the fixture's.
     pub pools: Vec<(String, String)>,
+    /// The pool list once cgminer pool commands changed it (LuxOS `addpool`, `switchpool`,
+    /// `removepool`); `pools` is then served from it.
+    pub cg_pools: Option<super::dialect::cgminer_pools::PoolList>,
     /// Every switch of hashing on or off by a command (unix ms, on), oldest first.
     pub power_log: Vec<(i64, bool)>,
 }
@@ -229,6 +232,7 @@ impl MinerState {
                 write_api: setup.write_api,
                 password: setup.password,
                 pools: Vec::new(),
+                cg_pools: None,
                 power_log: Vec::new(),
             }),
             reboots: AtomicU64::new(0),

@@ -242,7 +242,14 @@ fn single(ctx: &Ctx<'_>, cmd: &str, param: Option<&str>, in_join: bool, r: &mut 
     };
     match template {
         Some(t) if !(in_join && wm_shaped) => {
-            t.render(ctx.live, &mut r.text);
+            // A pool list changed by pool commands replaces the fixture's.
+            match (cmd == "pools")
+                .then(|| dialect::cgminer_pools::serve(ctx, t))
+                .flatten()
+            {
+                Some(pools) => r.text.push_str(&pools),
+                None => t.render(ctx.live, &mut r.text),
+            }
             if let Some(i) = REPORT_COMMANDS.iter().position(|c| *c == cmd) {
                 r.served[i] += 1;
             }
@@ -416,5 +423,160 @@ mod tests {
             r.text
         );
         assert!(r.text.ends_with('|'));
+    }
+
+    #[test]
+    fn luxos_pool_commands_change_what_pools_serves() {
+        let m = miner("luxos-s19kpro");
+        let call = |cmd: &str, param: Option<&str>| -> Value {
+            let req = Request::Command {
+                cmd: cmd.into(),
+                param: param.map(str::to_string),
+                text: false,
+            };
+            serde_json::from_str(&reply(&m, &req).text).unwrap()
+        };
+        let status = |v: &Value| {
+            (
+                v["STATUS"][0]["STATUS"].as_str().unwrap().to_string(),
+                v["STATUS"][0]["Code"].as_u64().unwrap(),
+                v["STATUS"][0]["Msg"].as_str().unwrap().to_string(),
+            )
+        };
+        let listed = |v: &Value| -> Vec<(u64, String, String, bool, u64)> {
+            v["POOLS"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["POOL"].as_u64().unwrap(),
+                        p["URL"].as_str().unwrap().to_string(),
+                        p["User"].as_str().unwrap().to_string(),
+                        p["Stratum Active"].as_bool().unwrap(),
+                        p["Priority"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        // The fixture's four slots (no pools configured: empty URLs), pool 0 mined on.
+        assert_eq!(listed(&call("pools", None)).len(), 4);
+        let ok = |code: u64, msg: &str| ("S".to_string(), code, msg.to_string());
+        let err = |code: u64, msg: &str| ("E".to_string(), code, msg.to_string());
+        assert_eq!(
+            status(&call(
+                "addpool",
+                Some("stratum+tcp://new.example:3333,farm.w1,s3cret")
+            )),
+            ok(55, "Added pool 4: 'stratum+tcp://new.example:3333'")
+        );
+        assert_eq!(
+            status(&call(
+                "addpool",
+                Some("stratum+tcp://b.example:3333,farm\\,w2,s3cret")
+            )),
+            ok(55, "Added pool 5: 'stratum+tcp://b.example:3333'")
+        );
+        assert_eq!(
+            status(&call("addpool", None)),
+            err(52, "Missing addpool details")
+        );
+        assert_eq!(
+            status(&call("addpool", Some("stratum+tcp://c:1,w,"))),
+            err(53, "Invalid addpool details 'stratum+tcp://c:1,w,'")
+        );
+        assert_eq!(
+            status(&call("removepool", Some("0"))),
+            err(67, "Cannot remove active pool 0:''")
+        );
+        assert_eq!(
+            status(&call("switchpool", Some("6"))),
+            err(26, "Invalid pool id 6 - range is 0 - 5")
+        );
+        assert_eq!(
+            status(&call("removepool", None)),
+            err(25, "Missing pool id parameter")
+        );
+        assert_eq!(
+            status(&call("switchpool", Some("4"))),
+            ok(27, "Switching to pool 4:'stratum+tcp://new.example:3333'")
+        );
+        let v = call("pools", None);
+        assert_eq!(status(&v), ok(7, "6 Pool(s)"));
+        let l = listed(&v);
+        assert_eq!(
+            l[4],
+            (
+                4,
+                "stratum+tcp://new.example:3333".into(),
+                "farm.w1".into(),
+                true,
+                0
+            )
+        );
+        assert_eq!(l[5].2, "farm,w2", "escaped comma");
+        assert_eq!(l[0].4, 1, "the old first choice moved down");
+        assert_eq!(v["POOLS"][4]["Stratum URL"], "new.example:3333");
+        assert_eq!(v["POOLS"][0]["Stratum URL"], "");
+        // The last pool takes a removed pool's slot.
+        assert_eq!(
+            status(&call("removepool", Some("0"))),
+            ok(68, "Removed pool 0:''")
+        );
+        let l = listed(&call("pools", None));
+        assert_eq!(l.len(), 5);
+        assert_eq!(l[0].1, "stratum+tcp://b.example:3333");
+        assert_eq!(l[4].1, "stratum+tcp://new.example:3333");
+        for id in ["3", "2", "1"] {
+            assert_eq!(status(&call("removepool", Some(id))).1, 68);
+        }
+        let l = listed(&call("pools", None));
+        assert_eq!(
+            l.iter()
+                .map(|p| (p.0, p.1.as_str(), p.3))
+                .collect::<Vec<_>>(),
+            vec![
+                (0, "stratum+tcp://b.example:3333", false),
+                (1, "stratum+tcp://new.example:3333", true)
+            ]
+        );
+        assert_eq!(
+            status(&call("removepool", Some("1"))),
+            err(
+                67,
+                "Cannot remove active pool 1:'stratum+tcp://new.example:3333'"
+            )
+        );
+        assert_eq!(status(&call("removepool", Some("0"))).1, 68);
+        assert_eq!(
+            status(&call("removepool", Some("0"))),
+            err(
+                66,
+                "Cannot remove last pool 0:'stratum+tcp://new.example:3333'"
+            )
+        );
+        // Served in joins too; writes are not joinable.
+        let j: Value =
+            serde_json::from_str(&reply(&m, &Request::cmd("pools+addpool")).text).unwrap();
+        assert_eq!(
+            j["pools"][0]["POOLS"][0]["URL"],
+            "stratum+tcp://new.example:3333"
+        );
+        assert_eq!(j["addpool"][0]["STATUS"][0]["Code"], 45);
+        // Avalon's cgminer fork has no addpool.
+        let a = miner("avalonq");
+        let v: Value = serde_json::from_str(
+            &reply(
+                &a,
+                &Request::Command {
+                    cmd: "addpool".into(),
+                    param: Some("u,w,p".into()),
+                    text: false,
+                },
+            )
+            .text,
+        )
+        .unwrap();
+        assert_eq!(v["STATUS"][0]["Code"], 14);
     }
 }

@@ -1,11 +1,12 @@
 //! LuxOS: privileged commands take a session id as their first parameter. Reuse the open
 //! session (`session`), else `logon`; then `curtail|sid,sleep|wakeup`, `rebootdevice|sid`,
-//! `ledset|sid,red,blink|off`.
+//! `ledset|sid,red,blink|off`. Pools change with the plain cgminer `addpool` / `switchpool` /
+//! `removepool`, which LuxOS takes without a session (miner-dialects §4b).
 
 use serde_json::Value;
 
 use super::wire::{outcome, Answer, Wire};
-use super::{unsupported, Action, ControlError, Sent};
+use super::{cgminer_pools, unsupported, Action, ControlError, Sent};
 use crate::miner::reply::first_obj;
 
 async fn session(w: &Wire) -> Result<String, ControlError> {
@@ -33,6 +34,7 @@ pub(super) async fn execute(w: &Wire, action: &Action) -> Result<Sent, ControlEr
         Action::Reboot => ("rebootdevice", ""),
         Action::Light(true) => ("ledset", ",red,blink"),
         Action::Light(false) => ("ledset", ",red,off"),
+        Action::Pools(pools) => return cgminer_pools::replace(w, pools).await,
         other => return Err(unsupported("LuxOS", other)),
     };
     let sid = session(w).await?;

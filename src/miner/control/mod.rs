@@ -9,6 +9,7 @@
 
 mod avalon;
 mod braiins;
+mod cgminer_pools;
 mod luxos;
 mod whatsminer;
 mod whatsminer_v3;

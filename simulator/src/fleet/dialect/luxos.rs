@@ -1,5 +1,6 @@
 //! LuxOS sessions and curtailment: one session at a time, 60 s idle expiry (refreshed on use),
-//! the session id as the first parameter of privileged commands. Replies are the shapes of the
+//! the session id as the first parameter of privileged commands. Pool commands take no
+//! session (see `cgminer_pools`). Replies are the shapes of the
 //! LuxOS documentation examples, with this miner's `Description`.
 
 use std::time::Instant;
@@ -90,6 +91,9 @@ pub(super) fn handle(
             Outcome::reply(doc(SESSION, ctx, Some(&sid)))
         }
         _ if in_join => None,
+        "addpool" | "switchpool" | "removepool" => {
+            super::cgminer_pools::handle(ctx, &mut d, cmd, param)
+        }
         "logon" => {
             if live_session(&mut d, now, idle).is_some() {
                 return error(ctx, "Another session is active");

@@ -3,6 +3,7 @@
 
 mod avalon;
 mod braiins;
+pub(crate) mod cgminer_pools;
 mod luxos;
 pub(crate) mod whatsminer;
 pub mod wm_crypto;
@@ -95,7 +96,15 @@ pub(crate) fn is_stateful(family: Family, cmd: &str) -> bool {
         Family::Braiins => matches!(cmd, "pause" | "resume"),
         Family::Luxos => matches!(
             cmd,
-            "session" | "logon" | "logoff" | "curtail" | "rebootdevice" | "ledset"
+            "session"
+                | "logon"
+                | "logoff"
+                | "curtail"
+                | "rebootdevice"
+                | "ledset"
+                | "addpool"
+                | "switchpool"
+                | "removepool"
         ),
         Family::Whatsminer => whatsminer::is_write(cmd) || cmd == "get_token",
         Family::Avalon => cmd == "ascset",
