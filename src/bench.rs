@@ -21,9 +21,9 @@ pub struct BenchArgs {
     /// Simulated miners.
     #[arg(long, default_value_t = 1000)]
     pub miners: usize,
-    /// Poll cycles measured.
-    #[arg(long, default_value_t = 3)]
-    pub cycles: usize,
+    /// Poll cycles measured (default 3; 20 with `--mqtt`).
+    #[arg(long)]
+    pub cycles: Option<usize>,
     /// Miners polled at once.
     #[arg(long, default_value_t = 1000)]
     pub concurrency: usize,
@@ -41,6 +41,13 @@ pub struct BenchArgs {
     /// outage), then drain it to a fake Foreman.
     #[arg(long)]
     pub buffer: bool,
+    /// Measure the MQTT publisher instead: messages per second to a mosquitto of its own on
+    /// loopback, `--cycles` cycles of `--miners` messages.
+    #[arg(long, conflicts_with = "buffer")]
+    pub mqtt: bool,
+    /// QoS of the metrics messages for `--mqtt`.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub mqtt_qos: u8,
 }
 
 /// Kills the fleet process when the bench ends, however it ends.
@@ -54,8 +61,13 @@ impl Drop for FleetProcess {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.mqtt {
+        let cycles = args.cycles.unwrap_or(20);
+        return crate::bench_mqtt::run(args.miners, cycles, args.mqtt_qos).await;
+    }
+    let cycles = args.cycles.unwrap_or(3);
     if args.buffer {
-        return crate::bench_buffer::run(args.miners, args.cycles).await;
+        return crate::bench_buffer::run(args.miners, cycles).await;
     }
     if !args.base.is_loopback() {
         anyhow::bail!("--base must be a loopback address (127.0.0.0/8)");
@@ -111,7 +123,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "cycle", "ok", "wall s", "CPU s", "CPU/miner", "store ms"
     );
     let mut best: Option<(f64, f64)> = None;
-    for n in 1..=args.cycles {
+    for n in 1..=cycles {
         let cpu0 = process_cpu_seconds();
         let wall0 = Instant::now();
         let taken_at = chrono::Utc::now();
@@ -152,7 +164,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Some((w, c)) => (w.min(wall), c.min(cpu)),
             None => (wall, cpu),
         });
-        if n < args.cycles {
+        if n < cycles {
             tokio::time::sleep(args.pause).await;
         }
     }

@@ -19,7 +19,7 @@ use crate::store::{Store, StoreOptions};
 use crate::uplink::{encode_cycle, UplinkState, Uploader};
 
 /// A sample with the fields a real S19 reports, varied per miner so gzip sees real entropy.
-fn sample(i: usize, cycle: usize) -> Sample {
+pub(crate) fn sample(i: usize, cycle: usize) -> Sample {
     let jitter = ((i * 7919 + cycle * 104_729) % 1000) as f64 / 1000.0;
     let boards = (0..3)
         .map(|b| Board {

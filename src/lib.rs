@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod bench_buffer;
+pub mod bench_mqtt;
 pub mod commands;
 pub mod config;
 pub mod daemon;

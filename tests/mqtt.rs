@@ -539,6 +539,22 @@ async fn commands_are_refused_unless_enabled_and_monitor_only_applies() {
     let _broker = Broker::start(broker_dir.path(), port);
     let (got, _task, client) = client(port, "it-operator");
 
+    // A retained command left on the broker is cleared when the agent connects, and never
+    // replayed: not on this connection, not on any later one.
+    client
+        .publish(
+            format!("{PREFIX}/commands"),
+            QoS::AtLeastOnce,
+            true,
+            reboot_command("ret-1", miner),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(retained(port, &format!("{PREFIX}/commands"))
+        .await
+        .is_some());
+
     // Not enabled: refused, nothing recorded, nothing rebooted.
     let mut daemon = Daemon::spawn(&command_config(&site, port, true, ""), "off.log");
     wait_online(port).await;
@@ -566,6 +582,11 @@ async fn commands_are_refused_unless_enabled_and_monitor_only_applies() {
     )
     .await;
     daemon.assert_running();
+    assert_eq!(
+        retained(port, &format!("{PREFIX}/commands")).await,
+        None,
+        "the retained command was cleared"
+    );
     daemon.terminate().await;
 
     // Enabled, but the pickaxe is monitor-only: recorded, and failed with the reason.

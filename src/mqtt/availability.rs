@@ -1,6 +1,6 @@
 //! Per-miner availability with hysteresis: one failed poll is not an outage, two are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::foreman::metrics::Sample;
 use crate::model::PowerMode;
@@ -40,8 +40,22 @@ pub struct AvailabilityTracker {
 }
 
 impl AvailabilityTracker {
+    /// Takes one cycle into account: each miner's poll result, and whether it sleeps.
+    pub fn observe_cycle(&mut self, records: &[PollRecord], samples: &[Sample]) {
+        // One pass over the samples, not one per record: sites have thousands of miners.
+        let sleeping: HashSet<(&str, u16)> = samples
+            .iter()
+            .filter(|s| s.stats.power_mode == Some(PowerMode::Sleeping))
+            .map(|s| (s.ip.as_str(), s.port))
+            .collect();
+        for record in records {
+            let asleep = sleeping.contains(&(record.ip.as_str(), record.port));
+            self.observe(record, asleep);
+        }
+    }
+
     /// Takes one poll result into account.
-    pub fn observe(&mut self, record: &PollRecord, samples: &[Sample]) {
+    fn observe(&mut self, record: &PollRecord, sleeping: bool) {
         let entry = self
             .miners
             .entry((record.ip.clone(), record.port))
@@ -54,10 +68,6 @@ impl AvailabilityTracker {
             return;
         }
         entry.failures = 0;
-        let sleeping = samples
-            .iter()
-            .find(|s| s.ip == record.ip && s.port == record.port)
-            .is_some_and(|s| s.stats.power_mode == Some(PowerMode::Sleeping));
         entry.state = Some(if sleeping {
             Availability::Sleeping
         } else {
@@ -97,15 +107,32 @@ mod tests {
     #[test]
     fn offline_only_after_two_failures() {
         let mut t = AvailabilityTracker::default();
-        t.observe(&record(true), &[]);
+        t.observe(&record(true), false);
         assert_eq!(state(&t), None);
-        t.observe(&record(false), &[]);
+        t.observe(&record(false), false);
         assert_eq!(state(&t), Some(Availability::Online));
-        t.observe(&record(true), &[]);
+        t.observe(&record(true), false);
         assert_eq!(state(&t), Some(Availability::Online));
-        t.observe(&record(true), &[]);
+        t.observe(&record(true), false);
         assert_eq!(state(&t), Some(Availability::Offline));
-        t.observe(&record(false), &[]);
+        t.observe(&record(false), false);
+        assert_eq!(state(&t), Some(Availability::Online));
+    }
+
+    #[test]
+    fn a_sleeping_miner_is_sleeping_not_offline() {
+        let mut t = AvailabilityTracker::default();
+        let sample = Sample {
+            ip: "127.0.0.9".into(),
+            port: 4028,
+            stats: crate::model::MinerStats {
+                power_mode: Some(PowerMode::Sleeping),
+                ..Default::default()
+            },
+        };
+        t.observe_cycle(&[record(false)], &[sample]);
+        assert_eq!(state(&t), Some(Availability::Sleeping));
+        t.observe_cycle(&[record(false)], &[]);
         assert_eq!(state(&t), Some(Availability::Online));
     }
 }

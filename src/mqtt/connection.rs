@@ -114,9 +114,16 @@ impl Connection {
         }
     }
 
-    /// Queues what every new connection starts with: `online`, then the subscriptions.
+    /// Queues what every new connection starts with: `online`, a clear of any retained
+    /// command (they are refused anyway, and an oversized one would kill every connection),
+    /// then the subscriptions. The broker handles them in this order, so the subscription
+    /// finds no retained command to replay.
     fn on_connected(&self, client: &AsyncClient) {
-        let mut queued = client.try_publish(self.topics.status(), self.qos_status, true, "online");
+        let mut queued = client
+            .try_publish(self.topics.status(), self.qos_status, true, "online")
+            .and_then(|()| {
+                client.try_publish(self.topics.commands(), QoS::AtLeastOnce, true, Vec::new())
+            });
         let mut filters = vec![self.topics.commands(), self.topics.command_status_filter()];
         if let Some((topic, _)) = &self.inbound.rediscover {
             filters.push(topic.clone());

@@ -192,9 +192,8 @@ impl Publisher {
             "publisher behind: cycle queue full",
             &self.stats,
         );
-        for record in &report.records {
-            self.availability.observe(record, &report.samples);
-        }
+        self.availability
+            .observe_cycle(&report.records, &report.samples);
         if let Some(ha) = &mut self.home_assistant {
             for sample in &report.samples {
                 ha.last_seen
