@@ -13,16 +13,14 @@
 //! without its queues overflowing; offering faster only turns the surplus into drops. The
 //! first cycle also carries one retained availability message per miner (not counted).
 //!
-//! Measured (release build, 2-core VM shared with other builds, load ~3.4; 3 runs each):
-//! - `pickaxe bench --mqtt` (1000 miners x 20 cycles, QoS 0): 19 500-20 900 messages/s,
-//!   551 B/message, a cycle delivered in 45-50 ms (median); agent 16-18 µs CPU/message,
-//!   mosquitto 19.5-21 µs/message. With the box quieter (load 2): 27 600-29 300 messages/s.
-//! - `--mqtt-qos 1`: 11 100-11 700 messages/s, a cycle in 80-90 ms; agent 29-34 µs/message,
-//!   mosquitto 43-46.5 µs/message.
-//! - `--miners 10000 --cycles 5`: 11 700 messages/s, a cycle in 0.8 s, agent 51 µs/message:
-//!   `AvailabilityTracker::observe` scans every sample for each record, quadratic in the
-//!   miner count. `--miners 30000`: 4.6 s of agent CPU per cycle, and only 20 000 metrics of
-//!   each cycle get through (rumqttc request queue), no availability at all.
+//! Measured (release build, 2-core VM, load ~1):
+//! - `pickaxe bench --mqtt` (1000 miners x 20 cycles, QoS 0): 24 700 messages/s, 551 B/message,
+//!   a cycle delivered in 38.5 ms (median); agent 11.5 µs CPU/message, mosquitto 15 µs.
+//! - `--mqtt-qos 1`: 15 200 messages/s, a cycle in 64 ms; agent 26.5 µs/message.
+//! - `--miners 10000 --cycles 5`: 28 900 messages/s, a cycle in 290 ms; agent 14.2 µs/message
+//!   (availability is now one pass per cycle; it was quadratic, 51 µs/message at 10 000).
+//! - Beyond 20 000 miners per agent a cycle no longer fits rumqttc's request queue: the
+//!   surplus is dropped and counted.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
