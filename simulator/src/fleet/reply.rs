@@ -426,6 +426,37 @@ mod tests {
     }
 
     #[test]
+    fn luxos_config_says_sleep_while_curtailed() {
+        let m = miner("luxos-s19kpro");
+        let call = |cmd: &str, param: Option<String>| -> Value {
+            let req = Request::Command {
+                cmd: cmd.into(),
+                param,
+                text: false,
+            };
+            // The miner's own on/off state, not the fixed "hashing" of `reply`.
+            let mut live = Live::fixed(1_800_000_000, 100);
+            live.hashing = m.dynamic().hashing(1_800_000_000);
+            let ctx = Ctx {
+                miner: &m,
+                live: &live,
+                now_ms: 1_800_000_000_000,
+            };
+            serde_json::from_str(&build_reply(&ctx, &req).text).unwrap()
+        };
+        let mode = || call("config", None)["CONFIG"][0]["CurtailMode"].clone();
+        assert_eq!(mode(), "None");
+        let sid = call("logon", None)["SESSION"][0]["SessionID"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        call("curtail", Some(format!("{sid},sleep")));
+        assert_eq!(mode(), "Sleep");
+        call("curtail", Some(format!("{sid},wakeup")));
+        assert_eq!(mode(), "None");
+    }
+
+    #[test]
     fn luxos_pool_commands_change_what_pools_serves() {
         let m = miner("luxos-s19kpro");
         let call = |cmd: &str, param: Option<&str>| -> Value {

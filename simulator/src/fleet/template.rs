@@ -160,6 +160,8 @@ fn hashing_flag(key: &str) -> Option<Field> {
     let (on, off) = match key {
         "mineroff" | "btmineroff" => ("false", "true"),
         "working" => ("true", "false"),
+        // LuxOS `config`: "Sleep" after `curtail sleep`.
+        "CurtailMode" => ("None", "Sleep"),
         _ => return None,
     };
     Some(Field::Flag {
