@@ -9,7 +9,7 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use pickaxe_sim::{CommandRecord, FleetConfig, NewCommand, RebootReply};
+use pickaxe_sim::{FleetConfig, NewCommand, RebootReply};
 use serde_json::json;
 use support::*;
 
@@ -25,74 +25,6 @@ async fn site(count: usize, base: Ipv4Addr, mix: &str, reboot_secs: f64) -> Site
     .await;
     site.foreman.set_command_delay(Duration::from_millis(200));
     site
-}
-
-fn config(site: &Site, control: bool, extra: &str) -> std::path::PathBuf {
-    let path = site.write_config(
-        "5s",
-        &format!(
-            "[commands]\nverify_interval = \"300ms\"\nminer_timeout = \"1s\"\nconcurrency = 50\n{extra}"
-        ),
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, format!("control = {control}\n{text}")).unwrap();
-    path
-}
-
-fn command(
-    id: &str,
-    name: &str,
-    addr: SocketAddr,
-    deadline_ms: u64,
-    extra: serde_json::Value,
-) -> NewCommand {
-    let mut args = json!({
-        "type": "asic",
-        "ip": addr.ip().to_string(),
-        "apiPort": addr.port(),
-        "port": 80,
-        "deadlineMillis": deadline_ms,
-    });
-    if let (Some(a), Some(e)) = (args.as_object_mut(), extra.as_object()) {
-        a.extend(e.clone());
-    }
-    NewCommand {
-        id: id.to_string(),
-        command: name.to_string(),
-        args,
-    }
-}
-
-async fn wait_all_done(
-    site: &Site,
-    ids: &[String],
-    within: Duration,
-    daemon: &Daemon,
-) -> Vec<CommandRecord> {
-    let foreman = site.foreman.clone();
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let recs: Vec<CommandRecord> = foreman
-            .commands()
-            .into_iter()
-            .filter(|c| ids.contains(&c.id))
-            .collect();
-        if recs.len() == ids.len() && recs.iter().all(|r| r.done.is_some()) {
-            return recs;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let open: Vec<_> = recs
-                .iter()
-                .filter(|r| r.done.is_none())
-                .map(|r| &r.id)
-                .collect();
-            panic!(
-                "commands without a done after {within:?}: {open:?}\nlog:\n{}",
-                daemon.log_text()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,13 +44,13 @@ async fn reboot_of_20_mixed_miners_succeeds_once_each() {
     site.fleet
         .set_reboot_reply(miners[1].addr, RebootReply::Hang)
         .unwrap();
-    let daemon = Daemon::spawn(&config(&site, true, ""), "reboot.log");
+    let daemon = Daemon::spawn(&command_config(&site, true, ""), "reboot.log");
     let ids: Vec<String> = (0..miners.len()).map(|i| format!("reboot-{i}")).collect();
     site.foreman.queue_commands(
         miners
             .iter()
             .zip(&ids)
-            .map(|(m, id)| command(id, "reboot", m.addr, 30_000, json!({})))
+            .map(|(m, id)| foreman_command(id, "reboot", m.addr, 30_000, json!({})))
             .collect(),
     );
     let recs = wait_all_done(&site, &ids, Duration::from_secs(60), &daemon).await;
@@ -159,14 +91,14 @@ async fn sigkill_between_start_and_done_never_reboots_twice() {
     )
     .await;
     let miners = site.fleet.miners();
-    let cfg = config(&site, true, "");
+    let cfg = command_config(&site, true, "");
     let daemon = Daemon::spawn(&cfg, "kill-1.log");
     let ids: Vec<String> = (0..miners.len()).map(|i| format!("k-{i}")).collect();
     site.foreman.queue_commands(
         miners
             .iter()
             .zip(&ids)
-            .map(|(m, id)| command(id, "reboot", m.addr, 40_000, json!({})))
+            .map(|(m, id)| foreman_command(id, "reboot", m.addr, 40_000, json!({})))
             .collect(),
     );
     // Every miner has been sent its reboot (it went down), none is done yet.
@@ -206,14 +138,14 @@ async fn a_miner_that_never_returns_fails_at_the_deadline() {
     )
     .await;
     let miners = site.fleet.miners();
-    let daemon = Daemon::spawn(&config(&site, true, ""), "never.log");
+    let daemon = Daemon::spawn(&command_config(&site, true, ""), "never.log");
     let ids = vec!["gone-0".to_string(), "gone-1".to_string()];
     let started = std::time::Instant::now();
     site.foreman.queue_commands(
         miners
             .iter()
             .zip(&ids)
-            .map(|(m, id)| command(id, "reboot", m.addr, 4_000, json!({})))
+            .map(|(m, id)| foreman_command(id, "reboot", m.addr, 4_000, json!({})))
             .collect(),
     );
     let recs = wait_all_done(&site, &ids, Duration::from_secs(30), &daemon).await;
@@ -245,7 +177,7 @@ async fn power_down_100_then_staggered_power_up() {
     .await;
     let miners = site.fleet.miners();
     let daemon = Daemon::spawn(
-        &config(&site, true, "power_on_ramp = \"60ms\"\n"),
+        &command_config(&site, true, "power_on_ramp = \"60ms\"\n"),
         "power.log",
     );
     let down: Vec<String> = (0..miners.len()).map(|i| format!("down-{i}")).collect();
@@ -254,7 +186,7 @@ async fn power_down_100_then_staggered_power_up() {
             .iter()
             .zip(&down)
             .map(|(m, id)| {
-                command(
+                foreman_command(
                     id,
                     "power-mode",
                     m.addr,
@@ -278,7 +210,9 @@ async fn power_down_100_then_staggered_power_up() {
         miners
             .iter()
             .zip(&up)
-            .map(|(m, id)| command(id, "power-mode", m.addr, 60_000, json!({"mode": "normal"})))
+            .map(|(m, id)| {
+                foreman_command(id, "power-mode", m.addr, 60_000, json!({"mode": "normal"}))
+            })
             .collect(),
     );
     let recs = wait_all_done(&site, &up, Duration::from_secs(60), &daemon).await;
@@ -313,11 +247,11 @@ async fn power_down_100_then_staggered_power_up() {
 async fn monitor_only_refuses_control_commands() {
     let site = site(2, Ipv4Addr::new(127, 65, 0, 1), "m31s=1,avalonq=1", 0.0).await;
     let miners = site.fleet.miners();
-    let daemon = Daemon::spawn(&config(&site, false, ""), "monitor.log");
+    let daemon = Daemon::spawn(&command_config(&site, false, ""), "monitor.log");
     let ids = vec!["mo-0".to_string(), "mo-1".to_string()];
     site.foreman.queue_commands(vec![
-        command(&ids[0], "reboot", miners[0].addr, 10_000, json!({})),
-        command(
+        foreman_command(&ids[0], "reboot", miners[0].addr, 10_000, json!({})),
+        foreman_command(
             &ids[1],
             "power-mode",
             miners[1].addr,
@@ -343,7 +277,7 @@ async fn refused_writes_fail_loudly_and_pools_change_for_real() {
     let wm: Vec<_> = miners.iter().filter(|m| m.model == "m31s").collect();
     let bos = miners.iter().find(|m| m.model == "bos-s9").unwrap();
     site.fleet.set_write_api(wm[0].addr, false).unwrap();
-    let daemon = Daemon::spawn(&config(&site, true, ""), "refused.log");
+    let daemon = Daemon::spawn(&command_config(&site, true, ""), "refused.log");
     let pools = json!({"pools": [
         {"url": "stratum+tcp://pool.example:3333", "user": "farm.w1", "pass": "x"},
         {"url": "stratum+tcp://backup.example:3333", "user": "farm.w1", "pass": "x"},
@@ -355,10 +289,10 @@ async fn refused_writes_fail_loudly_and_pools_change_for_real() {
         "wrong-pw".into(),
     ];
     site.foreman.queue_commands(vec![
-        command(&ids[0], "reboot", wm[0].addr, 10_000, json!({})),
-        command(&ids[1], "change-pools", wm[1].addr, 10_000, pools),
-        command(&ids[2], "reboot", bos.addr, 10_000, json!({})),
-        command(
+        foreman_command(&ids[0], "reboot", wm[0].addr, 10_000, json!({})),
+        foreman_command(&ids[1], "change-pools", wm[1].addr, 10_000, pools),
+        foreman_command(&ids[2], "reboot", bos.addr, 10_000, json!({})),
+        foreman_command(
             &ids[3],
             "power-mode",
             wm[1].addr,
@@ -416,7 +350,10 @@ async fn scan_of_a_24_finds_exactly_the_50_miners_and_macs_reach_foreman() {
         0.0,
     )
     .await;
-    let daemon = Daemon::spawn(&config(&site, true, "mac_interval = \"1s\"\n"), "scan.log");
+    let daemon = Daemon::spawn(
+        &command_config(&site, true, "mac_interval = \"1s\"\n"),
+        "scan.log",
+    );
     let id = "scan-1".to_string();
     site.foreman.queue_commands(vec![NewCommand {
         id: id.clone(),
@@ -534,17 +471,27 @@ async fn a_second_reboot_within_the_cooldown_is_refused() {
     let site = site(1, Ipv4Addr::new(127, 69, 0, 1), "avalonq=1", 0.5).await;
     let m = site.fleet.miners()[0].addr;
     let daemon = Daemon::spawn(
-        &config(&site, true, "reboot_cooldown = \"1h\"\n"),
+        &command_config(&site, true, "reboot_cooldown = \"1h\"\n"),
         "cooldown.log",
     );
     let first = vec!["cool-1".to_string()];
-    site.foreman
-        .queue_commands(vec![command(&first[0], "reboot", m, 20_000, json!({}))]);
+    site.foreman.queue_commands(vec![foreman_command(
+        &first[0],
+        "reboot",
+        m,
+        20_000,
+        json!({}),
+    )]);
     let recs = wait_all_done(&site, &first, Duration::from_secs(30), &daemon).await;
     assert_eq!(recs[0].status(), Some("success"), "{:?}", recs[0].message());
     let second = vec!["cool-2".to_string()];
-    site.foreman
-        .queue_commands(vec![command(&second[0], "reboot", m, 20_000, json!({}))]);
+    site.foreman.queue_commands(vec![foreman_command(
+        &second[0],
+        "reboot",
+        m,
+        20_000,
+        json!({}),
+    )]);
     let recs = wait_all_done(&site, &second, Duration::from_secs(30), &daemon).await;
     assert_eq!(recs[0].status(), Some("failed"));
     assert!(
@@ -565,14 +512,14 @@ async fn blink_switches_the_light_on_then_back_off() {
     )
     .await;
     let miners = site.fleet.miners();
-    let daemon = Daemon::spawn(&config(&site, true, ""), "blink.log");
+    let daemon = Daemon::spawn(&command_config(&site, true, ""), "blink.log");
     let ids: Vec<String> = (0..4).map(|i| format!("blink-{i}")).collect();
     site.foreman.queue_commands(
         miners
             .iter()
             .zip(&ids)
             .map(|(m, id)| {
-                command(
+                foreman_command(
                     id,
                     "blink",
                     m.addr,

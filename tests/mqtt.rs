@@ -303,20 +303,8 @@ async fn metrics_availability_status_and_broker_outage() {
     assert_eq!(retained(port, &status).await.as_deref(), Some("online"));
 
     // /metrics tells the story: connected again, messages published, the outage's drops.
-    let scrape = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> f64 {
-        scrape
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing in:\n{scrape}"))
-            .parse()
-            .unwrap()
-    };
+    let scrape = scrape_metrics(metrics_port).await;
+    let value = |name: &str| metric_value(&scrape, name);
     assert_eq!(value("pickaxe_mqtt_connected"), 1.0);
     assert!(value("pickaxe_mqtt_connections_total") >= 2.0);
     assert!(value("pickaxe_mqtt_published_total") >= 2.0 * MINERS as f64);

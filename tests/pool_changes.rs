@@ -9,7 +9,7 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use pickaxe_sim::{CommandRecord, FleetConfig, NewCommand};
+use pickaxe_sim::FleetConfig;
 use serde_json::{json, Value};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,61 +27,6 @@ async fn site(count: usize, base: Ipv4Addr, mix: &str) -> Site {
     .await;
     site.foreman.set_command_delay(Duration::from_millis(200));
     site
-}
-
-fn config(site: &Site) -> std::path::PathBuf {
-    let path = site.write_config(
-        "5s",
-        "[commands]\nverify_interval = \"300ms\"\nminer_timeout = \"1s\"\nconcurrency = 50\n",
-    );
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, format!("control = true\n{text}")).unwrap();
-    path
-}
-
-fn command(id: &str, name: &str, addr: SocketAddr, extra: Value) -> NewCommand {
-    let mut args = json!({
-        "type": "asic",
-        "ip": addr.ip().to_string(),
-        "apiPort": addr.port(),
-        "port": 80,
-        "deadlineMillis": 20_000,
-    });
-    if let (Some(a), Some(e)) = (args.as_object_mut(), extra.as_object()) {
-        a.extend(e.clone());
-    }
-    NewCommand {
-        id: id.to_string(),
-        command: name.to_string(),
-        args,
-    }
-}
-
-async fn wait_all_done(
-    site: &Site,
-    ids: &[String],
-    within: Duration,
-    daemon: &Daemon,
-) -> Vec<CommandRecord> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let recs: Vec<CommandRecord> = site
-            .foreman
-            .commands()
-            .into_iter()
-            .filter(|c| ids.contains(&c.id))
-            .collect();
-        if recs.len() == ids.len() && recs.iter().all(|r| r.done.is_some()) {
-            return recs;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!(
-                "commands without a done after {within:?}\nlog:\n{}",
-                daemon.log_text()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// What the simulated miner serves for `pools`: (url, user, active, priority) per pool.
@@ -118,16 +63,16 @@ async fn change_pools_replaces_luxos_pools_and_refuses_avalon_clearly() {
     let avalon = miners.iter().find(|m| m.model == "avalonq").unwrap();
     assert_eq!(lux.len(), 2);
     let avalon_before = served_pools(avalon.addr).await;
-    let daemon = Daemon::spawn(&config(&site), "pool_changes.log");
+    let daemon = Daemon::spawn(&command_config(&site, true, ""), "pool_changes.log");
     let pools = json!({"pools": [
         {"url": "stratum+tcp://pool.example:3333", "user": "farm.w1", "pass": POOL_PASS},
         {"url": "stratum+tcp://backup.example:3333", "user": "farm.w2", "pass": POOL_PASS},
     ]});
     let ids: Vec<String> = vec!["lux-0".into(), "lux-1".into(), "avalon".into()];
     site.foreman.queue_commands(vec![
-        command(&ids[0], "change-pools", lux[0].addr, pools.clone()),
-        command(&ids[1], "change-pools", lux[1].addr, pools.clone()),
-        command(&ids[2], "change-pools", avalon.addr, pools),
+        foreman_command(&ids[0], "change-pools", lux[0].addr, 20_000, pools.clone()),
+        foreman_command(&ids[1], "change-pools", lux[1].addr, 20_000, pools.clone()),
+        foreman_command(&ids[2], "change-pools", avalon.addr, 20_000, pools),
     ]);
     let recs = wait_all_done(&site, &ids, Duration::from_secs(60), &daemon).await;
     let by = |id: &str| recs.iter().find(|r| r.id == id).unwrap();
@@ -180,10 +125,11 @@ async fn change_pools_replaces_luxos_pools_and_refuses_avalon_clearly() {
     // Again, keeping one of the pools: only the missing one is added, the kept one becomes
     // the active first choice, the pool mined on so far is removed after the switch.
     let again = "lux-0-again".to_string();
-    site.foreman.queue_commands(vec![command(
+    site.foreman.queue_commands(vec![foreman_command(
         &again,
         "change-pools",
         lux[0].addr,
+        20_000,
         json!({"pools": [
             {"url": "stratum+tcp://backup.example:3333", "user": "farm.w2", "pass": POOL_PASS},
             {"url": "stratum+tcp://third.example:3333", "user": "farm.w3", "pass": POOL_PASS},

@@ -44,20 +44,8 @@ async fn status_and_metrics_show_an_outage_and_its_backlog() {
     })
     .await;
 
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing in:\n{metrics}"))
-            .parse()
-            .unwrap()
-    };
+    let metrics = scrape_metrics(port).await;
+    let value = |name: &str| metric_value(&metrics, name);
     assert!(value("pickaxe_buffer_samples") >= 2.0 * MINERS as f64);
     assert_eq!(value("pickaxe_uplink_up"), 0.0);
     assert!(value("pickaxe_buffer_oldest_age_seconds") >= 1.0);

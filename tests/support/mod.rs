@@ -310,3 +310,94 @@ impl Site {
         }
     }
 }
+
+/// A daemon config for command tests: fast verification, `control` as given, `extra` appended.
+pub fn command_config(site: &Site, control: bool, extra: &str) -> PathBuf {
+    let path = site.write_config(
+        "5s",
+        &format!(
+            "[commands]\nverify_interval = \"300ms\"\nminer_timeout = \"1s\"\nconcurrency = 50\n{extra}"
+        ),
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("control = {control}\n{text}")).unwrap();
+    path
+}
+
+/// A command as Foreman queues it for the miner at `addr`, with `extra` args merged in.
+pub fn foreman_command(
+    id: &str,
+    name: &str,
+    addr: SocketAddr,
+    deadline_ms: u64,
+    extra: serde_json::Value,
+) -> pickaxe_sim::NewCommand {
+    let mut args = serde_json::json!({
+        "type": "asic",
+        "ip": addr.ip().to_string(),
+        "apiPort": addr.port(),
+        "port": 80,
+        "deadlineMillis": deadline_ms,
+    });
+    if let (Some(a), Some(e)) = (args.as_object_mut(), extra.as_object()) {
+        a.extend(e.clone());
+    }
+    pickaxe_sim::NewCommand {
+        id: id.to_string(),
+        command: name.to_string(),
+        args,
+    }
+}
+
+/// Waits until Foreman has a done for every id; panics with the daemon's log otherwise.
+pub async fn wait_all_done(
+    site: &Site,
+    ids: &[String],
+    within: Duration,
+    daemon: &Daemon,
+) -> Vec<pickaxe_sim::CommandRecord> {
+    let foreman = site.foreman.clone();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let recs: Vec<pickaxe_sim::CommandRecord> = foreman
+            .commands()
+            .into_iter()
+            .filter(|c| ids.contains(&c.id))
+            .collect();
+        if recs.len() == ids.len() && recs.iter().all(|r| r.done.is_some()) {
+            return recs;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let open: Vec<_> = recs
+                .iter()
+                .filter(|r| r.done.is_none())
+                .map(|r| &r.id)
+                .collect();
+            panic!(
+                "commands without a done after {within:?}: {open:?}\nlog:\n{}",
+                daemon.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The daemon's Prometheus text from `127.0.0.1:port/metrics`.
+pub async fn scrape_metrics(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of an unlabelled metric in a scrape; panics (showing the scrape) when absent.
+pub fn metric_value(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} missing in:\n{scrape}"))
+        .parse()
+        .unwrap()
+}
