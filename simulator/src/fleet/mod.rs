@@ -26,7 +26,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use dialect::wm_crypto;
 pub use family::{Family, Framing, Terminator};
 pub use fault::{
     parse_fault_counts, parse_secs, Fault, Malform, DEFAULT_SLOW_DELAY, DEFAULT_SPLIT_CHUNK,
@@ -37,6 +36,7 @@ pub use miner::{
     MinerReport, RebootReply, ServedCounts, StatsServed, LARGE_FLEET, LARGE_FLEET_HISTORY,
     STATS_HISTORY,
 };
+pub use whatsminer_crypto::v2 as wm_crypto;
 
 use crate::foreman::MinerConfigEntry;
 use listener::Port;

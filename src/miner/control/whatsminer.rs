@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use super::wire::{refused, Answer, Wire};
 use super::{Action, ControlError, Credentials, Level, Sent};
 use crate::miner::reply::check_status;
-use pickaxe_sim::fleet::wm_crypto;
+use whatsminer_crypto::v2 as wm_crypto;
 
 /// The password a new Whatsminer ships with.
 const DEFAULT_PASSWORD: &str = "admin";

@@ -6,10 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{json, Value};
-use sha2::Digest as _;
 use tokio::time::Instant;
+use whatsminer_crypto::v3::token;
 
 use super::{unsupported, Action, ControlError, Credentials, Sent};
 use crate::miner::repair::parse_reply;
@@ -19,15 +18,6 @@ use crate::miner::{Limits, WHATSMINER_V3_PORT};
 
 /// The v3 `super` account's factory password.
 const DEFAULT_PASSWORD: &str = "super";
-
-pub(crate) fn token(cmd: &str, password: &str, salt: &str, ts: i64) -> String {
-    let digest = sha2::Sha256::digest(format!("{cmd}{password}{salt}{ts}").as_bytes());
-    base64::engine::general_purpose::STANDARD
-        .encode(digest.as_slice())
-        .chars()
-        .take(8)
-        .collect()
-}
 
 /// One framed request; `None` when the miner dropped the connection without a reply.
 async fn ask(

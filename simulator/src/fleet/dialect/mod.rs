@@ -6,7 +6,6 @@ mod braiins;
 pub(crate) mod cgminer_pools;
 mod luxos;
 pub(crate) mod whatsminer;
-pub mod wm_crypto;
 pub(crate) mod wm_v3;
 
 use serde_json::json;

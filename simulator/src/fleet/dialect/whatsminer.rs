@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::wm_crypto;
 use super::{Ctx, Handled, Outcome};
 use crate::fleet::miner::Token;
+use whatsminer_crypto::v2 as wm_crypto;
 
 /// A token is good this long ([doc]: 30 min).
 const TOKEN_LIFE: Duration = Duration::from_secs(30 * 60);

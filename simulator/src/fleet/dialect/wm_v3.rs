@@ -47,18 +47,6 @@ pub(crate) fn reply(ctx: &Ctx<'_>, req: &[u8]) -> (String, Option<&'static str>)
 /// The password of the v3 `super` account (the firmware default).
 pub(crate) const V3_PASSWORD: &str = "super";
 
-/// The write token: first 8 characters of base64(SHA-256(cmd + password + salt + ts)).
-pub fn v3_token(cmd: &str, password: &str, salt: &str, ts: i64) -> String {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(format!("{cmd}{password}{salt}{ts}").as_bytes());
-    base64::engine::general_purpose::STANDARD
-        .encode(digest.as_slice())
-        .chars()
-        .take(8)
-        .collect()
-}
-
 /// The miner's salt, as its `get.device.info` serves it.
 fn salt(ctx: &Ctx<'_>) -> String {
     ctx.miner
@@ -80,7 +68,7 @@ fn write(ctx: &Ctx<'_>, v: &Value, cmd: &str, param: &str) -> String {
         json!({"code": code, "when": when, "msg": msg, "desc": cmd}).to_string()
     };
     let ts = v["ts"].as_i64().unwrap_or(0);
-    let expected = v3_token(cmd, V3_PASSWORD, &salt(ctx), ts);
+    let expected = whatsminer_crypto::v3::token(cmd, V3_PASSWORD, &salt(ctx), ts);
     if v["account"].as_str() != Some("super") || v["token"].as_str() != Some(expected.as_str()) {
         return answer(-1, "token error");
     }

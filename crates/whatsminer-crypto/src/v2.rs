@@ -1,4 +1,4 @@
-//! Whatsminer API v2 write-path crypto (public so client tests can speak it): MD5-crypt of the admin password, the token sign,
+//! API v2 (BTMiner 2.0.x, port 4028): MD5-crypt of the admin password, the token sign,
 //! AES-256-ECB with zero padding, base64 (reference/miner-dialects.md §5a).
 
 use aes::cipher::generic_array::GenericArray;
@@ -142,7 +142,7 @@ mod tests {
 
     const VECTORS: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/whatsminer/TEST_VECTORS_apiv2_crypto.json"
+        "/../../simulator/fixtures/whatsminer/TEST_VECTORS_apiv2_crypto.json"
     ));
 
     #[test]
