@@ -276,6 +276,8 @@ struct MinerChange {
     reboot: bool,
     /// How it answers the command that reboots it: `reply`, `close`, `hang` (C-19).
     reboot_reply: Option<crate::fleet::RebootReply>,
+    /// Avalon: older firmware whose `setpool` takes no slot.
+    legacy_setpool: Option<bool>,
 }
 
 async fn fleet_miner(State(st): St, body: axum::body::Bytes) -> Response {
@@ -314,6 +316,9 @@ async fn fleet_miner(State(st): St, body: axum::body::Bytes) -> Response {
     }
     if let Some(how) = req.reboot_reply {
         result = result.and_then(|_| fleet.set_reboot_reply(addr, how));
+    }
+    if let Some(legacy) = req.legacy_setpool {
+        result = result.and_then(|_| fleet.set_legacy_setpool(addr, legacy));
     }
     if req.reboot {
         result = result.and_then(|_| fleet.reboot(addr));

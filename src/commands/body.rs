@@ -8,9 +8,15 @@ const MAX_MESSAGE: usize = 255;
 /// Stands in for a pool password in the start echo.
 const HIDDEN: &str = "***";
 
-/// The start: an echo of the command as received, pool passwords (`pools[].pass`) hidden.
+/// The start: an echo of the command as received, the miner login password and pool
+/// passwords (`pools[].pass`) hidden.
 pub fn start(id: &str, command: &str, args: &Value) -> Value {
     let mut args = args.clone();
+    if let Some(pass) = args.get_mut("password") {
+        if pass.as_str().is_some_and(|s| !s.is_empty()) {
+            *pass = json!(HIDDEN);
+        }
+    }
     if let Some(pools) = args.get_mut("pools").and_then(Value::as_array_mut) {
         for pass in pools.iter_mut().filter_map(|p| p.get_mut("pass")) {
             if pass.as_str().is_some_and(|s| !s.is_empty()) {
@@ -54,6 +60,12 @@ mod tests {
         assert_eq!(s["args"]["pools"][0]["url"], "stratum+tcp://a:3333");
         assert_eq!(s["args"]["pools"][1]["pass"], "");
         assert_eq!(s["args"]["ip"], "127.0.0.1");
+        let s = start(
+            "c-3",
+            "reboot",
+            &json!({"username": "root", "password": "web-pw"}),
+        );
+        assert_eq!(s["args"], json!({"username": "root", "password": "***"}));
         assert_eq!(
             start("c-2", "reboot", &json!({"ip": "x"}))["args"],
             json!({"ip": "x"})

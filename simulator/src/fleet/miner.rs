@@ -112,6 +112,10 @@ pub(crate) struct Dynamic {
     /// The pool list once cgminer pool commands changed it (LuxOS `addpool`, `switchpool`,
     /// `removepool`); `pools` is then served from it.
     pub cg_pools: Option<super::dialect::cgminer_pools::PoolList>,
+    /// Avalon: the pool slots `setpool` saved, applied at the next reboot.
+    pub saved_pools: Option<Vec<Option<(String, String)>>>,
+    /// Avalon: older firmware that answers `failed` to `setpool` with a slot.
+    pub legacy_setpool: bool,
     /// Every switch of hashing on or off by a command (unix ms, on), oldest first.
     pub power_log: Vec<(i64, bool)>,
 }
@@ -233,6 +237,8 @@ impl MinerState {
                 password: setup.password,
                 pools: Vec::new(),
                 cg_pools: None,
+                saved_pools: None,
+                legacy_setpool: false,
                 power_log: Vec::new(),
             }),
             reboots: AtomicU64::new(0),
@@ -286,6 +292,9 @@ impl MinerState {
             let mut d = self.dynamic();
             d.session = None;
             d.tokens.clear();
+            if let Some(slots) = d.saved_pools.take() {
+                d.cg_pools = Some(super::dialect::cgminer_pools::PoolList::from_slots(&slots));
+            }
         }
         tracing::info!(addr = %self.addr, down_ms = down, "simulated miner rebooting");
         self.changed.send_modify(|g| *g += 1);

@@ -382,7 +382,12 @@ pub async fn start_fleet(cfg: FleetConfig) -> anyhow::Result<Fleet> {
                 history,
                 framing: cfg.framing_of(model.family),
                 write_api: cfg.whatsminer_write_api,
-                password: cfg.whatsminer_password.clone(),
+                // Avalon `setpool` checks the web login (factory root/root).
+                password: if model.family == Family::Avalon {
+                    "root".to_string()
+                } else {
+                    cfg.whatsminer_password.clone()
+                },
                 reboot_secs: cfg.reboot_secs.clamp(0.0, 3600.0),
                 session_idle: Duration::from_secs_f64(cfg.luxos_session_secs.clamp(0.0, 86_400.0)),
             },
@@ -541,12 +546,19 @@ impl Fleet {
         Ok(())
     }
 
-    /// Whatsminer: sets the admin password (tokens handed out before stop working).
+    /// Sets the admin password: Whatsminer's (tokens handed out before stop working), or the
+    /// Avalon web password `setpool` checks.
     pub fn set_password(&self, addr: SocketAddr, password: &str) -> anyhow::Result<()> {
         let m = self.get(addr)?;
         let mut d = m.dynamic();
         d.password = password.to_string();
         d.tokens.clear();
+        Ok(())
+    }
+
+    /// Avalon: older firmware answers `failed` to `setpool` with a slot and takes it without.
+    pub fn set_legacy_setpool(&self, addr: SocketAddr, legacy: bool) -> anyhow::Result<()> {
+        self.get(addr)?.dynamic().legacy_setpool = legacy;
         Ok(())
     }
 

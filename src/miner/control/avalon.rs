@@ -1,10 +1,10 @@
 //! Avalon `ascset|0,<option>,<value>`: the parameter is one comma-joined string, never a JSON
 //! array (C-20). Soft off/on take `1:<unix time>`; `softon` and `reboot` may close without a
-//! reply, which counts as sent (to be verified). Pool changes are refused as unsupported (see
-//! `execute`).
+//! reply, which counts as sent (to be verified). Pools change with `setpool` and a reboot
+//! ([`super::avalon_pools`]).
 
 use super::wire::{outcome, Wire};
-use super::{unsupported, Action, ControlError, Sent};
+use super::{avalon_pools, unsupported, Action, ControlError, Credentials, Sent};
 
 /// The `ascset` parameter for an action.
 pub(super) fn parameter(action: &Action, now_s: i64) -> Option<String> {
@@ -17,16 +17,13 @@ pub(super) fn parameter(action: &Action, now_s: i64) -> Option<String> {
     })
 }
 
-pub(super) async fn execute(w: &Wire, action: &Action) -> Result<Sent, ControlError> {
-    if let Action::Pools(_) = action {
-        // miner-dialects §6b: Avalon pools change through `ascset|0,setpool` only; its
-        // firmware is not documented to take addpool/switchpool/removepool.
-        return Err(ControlError::Unsupported(
-            "pool changes not supported on Avalon over its TCP API: its firmware changes pools \
-             only through `ascset|0,setpool` with the web login, then a reboot, which this \
-             agent does not do"
-                .into(),
-        ));
+pub(super) async fn execute(
+    w: &Wire,
+    action: &Action,
+    creds: &Credentials,
+) -> Result<Sent, ControlError> {
+    if let Action::Pools(wanted) = action {
+        return avalon_pools::replace(w, wanted, creds).await;
     }
     let Some(param) = parameter(action, chrono::Utc::now().timestamp()) else {
         return Err(unsupported("Avalon", action));

@@ -208,18 +208,9 @@ impl Progress {
         } else {
             format!("so far {}", self.summary())
         };
-        let msg = |m: &str| scrub(&format!("{step}: {m}; {done}"), wanted);
-        match e {
-            ControlError::Refused(m) => ControlError::Refused(msg(&m)),
-            ControlError::Auth(m) => ControlError::Auth(msg(&m)),
-            ControlError::Unsupported(m) => ControlError::Unsupported(msg(&m)),
-            // Something was sent already: not "nothing was sent".
-            ControlError::Unreachable(m) if !self.is_empty() => {
-                ControlError::Protocol(msg(&format!("miner unreachable: {m}")))
-            }
-            ControlError::Unreachable(m) => ControlError::Unreachable(msg(&m)),
-            ControlError::Protocol(m) => ControlError::Protocol(msg(&m)),
-        }
+        e.in_step(!self.is_empty(), |m| {
+            scrub(&format!("{step}: {m}; {done}"), wanted)
+        })
     }
 }
 

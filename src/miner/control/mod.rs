@@ -8,6 +8,7 @@
 //! the family cannot do over this API is [`ControlError::Unsupported`], never silence.
 
 mod avalon;
+mod avalon_pools;
 mod braiins;
 mod cgminer_pools;
 mod luxos;
@@ -102,6 +103,23 @@ pub enum ControlError {
     Protocol(String),
 }
 
+impl ControlError {
+    /// The same error with its message rewritten for the step it happened in. Once
+    /// something was changed on the miner, unreachable no longer means "nothing was sent".
+    pub(super) fn in_step(self, changed: bool, msg: impl Fn(&str) -> String) -> ControlError {
+        match self {
+            ControlError::Refused(m) => ControlError::Refused(msg(&m)),
+            ControlError::Auth(m) => ControlError::Auth(msg(&m)),
+            ControlError::Unsupported(m) => ControlError::Unsupported(msg(&m)),
+            ControlError::Unreachable(m) if changed => {
+                ControlError::Protocol(msg(&format!("miner unreachable: {m}")))
+            }
+            ControlError::Unreachable(m) => ControlError::Unreachable(msg(&m)),
+            ControlError::Protocol(m) => ControlError::Protocol(msg(&m)),
+        }
+    }
+}
+
 /// Bounds of one exchange.
 #[derive(Debug, Clone, Copy)]
 pub struct ControlLimits {
@@ -121,7 +139,7 @@ pub async fn execute(
         Family::Whatsminer => whatsminer::execute(&w, action, creds).await,
         Family::LuxOs => luxos::execute(&w, action).await,
         Family::Braiins => braiins::execute(&w, action).await,
-        Family::Avalon => avalon::execute(&w, action).await,
+        Family::Avalon => avalon::execute(&w, action, creds).await,
         Family::Antminer | Family::Hiveon | Family::Vnish => Err(ControlError::Unsupported(
             format!(
                 "{} firmware takes writes only through its web interface (CGI), which this agent does not drive",

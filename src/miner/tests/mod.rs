@@ -28,7 +28,7 @@ fn shared_path(rel: &str) -> PathBuf {
 }
 
 /// Raw bytes of a file under `shared/`.
-fn raw(rel: &str) -> Vec<u8> {
+pub(crate) fn raw(rel: &str) -> Vec<u8> {
     let path = shared_path(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }

@@ -1,7 +1,13 @@
 //! Avalon `ascset|0,<option>[,<value>]`: soft power off/on at a time, LED, work mode, help,
-//! reboot. Replies are the Avalon Q captures with the live time and timestamp.
+//! reboot, and `setpool` (pools saved into three slots, applied at the next reboot). Replies
+//! are the Avalon Q and A1047 captures with the live time and timestamp.
 
-use super::{cgminer_status, Ctx, Handled, Outcome};
+use super::{cgminer_pools, cgminer_status, Ctx, Handled, Outcome};
+
+/// Pool slots an Avalon keeps.
+const SLOTS: usize = 3;
+/// The web login user `setpool` checks (the password is the miner's admin password).
+const WEB_USER: &str = "root";
 
 /// Replaces the digits after `marker` in `text` with `value`.
 fn replace_number(text: &str, marker: &str, value: i64) -> String {
@@ -88,6 +94,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, cmd: &str, param: Option<&str>) -> Option<Ou
             ok()
         }
         "workmode" | "worklevel" => ok(),
+        "setpool" => Some(setpool(ctx, value)),
         "help" => template(ctx, "ascset:help"),
         "reboot" => {
             return Some(Outcome {
@@ -105,6 +112,49 @@ pub(super) fn handle(ctx: &Ctx<'_>, cmd: &str, param: Option<&str>) -> Option<Ou
         )),
     };
     reply.and_then(Outcome::reply)
+}
+
+/// `setpool,<web user>,<web password>,<slot>,<url>,<worker>,<pass>`, or without `<slot>` on
+/// older firmware (slot 0). The firmware answers the bare word `failed` to anything it does
+/// not take (the A1047 capture), wrong login included, and echoes the worker password on
+/// success (the A1047 capture).
+fn setpool(ctx: &Ctx<'_>, value: &str) -> String {
+    const FAILED: &str = "failed";
+    let fields: Vec<&str> = value.split(',').map(str::trim).collect();
+    let mut d = ctx.miner.dynamic();
+    let (slot, rest) = match fields.len() {
+        6 if !d.legacy_setpool => match fields[2].parse::<usize>() {
+            Ok(s) if s < SLOTS => (s, &fields[3..]),
+            _ => return FAILED.into(),
+        },
+        5 => (0, &fields[2..]),
+        _ => return FAILED.into(),
+    };
+    let (url, worker, pass) = (rest[0], rest[1], rest[2]);
+    if fields[0] != WEB_USER || fields[1] != d.password || url.is_empty() {
+        return FAILED.into();
+    }
+    let mut slots = match d.saved_pools.take() {
+        Some(s) => s,
+        None => {
+            let shown = cgminer_pools::current(ctx, &d);
+            let mut s: Vec<Option<(String, String)>> = shown
+                .pools
+                .into_iter()
+                .map(|p| Some((p.url, p.user)))
+                .collect();
+            s.resize(SLOTS, None);
+            s
+        }
+    };
+    slots.truncate(SLOTS);
+    slots.resize(SLOTS, None);
+    slots[slot] = Some((url.to_string(), worker.to_string()));
+    d.saved_pools = Some(slots);
+    let msg = format!(
+        "ASC 0 set info:\npool success set to {url}\nworker is {worker}\nworkerpassword is {pass}\nPlease reboot miner to make config work.\n"
+    );
+    cgminer_status("I", ctx.live.when, 118, &msg, ctx.description(), "")
 }
 
 #[cfg(test)]

@@ -63,6 +63,39 @@ fn atoi(s: &str) -> i64 {
     }
 }
 
+impl PoolList {
+    /// The list a reboot loads from saved slots (Avalon `setpool`): filled slots in order
+    /// (a slot without a URL is unused), the first one mined on.
+    pub(crate) fn from_slots(slots: &[Option<(String, String)>]) -> PoolList {
+        let pools = slots
+            .iter()
+            .flatten()
+            .filter(|(url, _)| !url.is_empty())
+            .enumerate()
+            .map(|(prio, (url, user))| Pool {
+                url: url.clone(),
+                user: user.clone(),
+                prio,
+            })
+            .collect();
+        PoolList { pools, current: 0 }
+    }
+}
+
+/// The list the miner shows now: changed by commands, else its `pools` fixture.
+pub(crate) fn current(ctx: &Ctx<'_>, d: &Dynamic) -> PoolList {
+    match &d.cg_pools {
+        Some(l) => l.clone(),
+        None => from_reply(
+            &ctx.miner
+                .model
+                .reply("pools")
+                .map(|t| t.render_string(ctx.live))
+                .unwrap_or_default(),
+        ),
+    }
+}
+
 /// The list as the miner's `pools` reply shows it now (the fixture, with configured pools).
 fn from_reply(text: &str) -> PoolList {
     let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
@@ -130,16 +163,7 @@ pub(super) fn handle(
     if !matches!(cmd, "addpool" | "switchpool" | "removepool") {
         return None;
     }
-    let mut list = match &d.cg_pools {
-        Some(l) => l.clone(),
-        None => from_reply(
-            &ctx.miner
-                .model
-                .reply("pools")
-                .map(|t| t.render_string(ctx.live))
-                .unwrap_or_default(),
-        ),
-    };
+    let mut list = current(ctx, d);
     let reply = match cmd {
         "addpool" => {
             let Some(p) = param.filter(|p| !p.is_empty()) else {
