@@ -97,6 +97,10 @@ fn credentials(args: &Value) -> Credentials {
             .get("password")
             .and_then(Value::as_str)
             .map(Secret::new),
+        // Foreman's `port` is the miner's web port (its `apiPort` the RPC one).
+        web_port: int(args, "port")
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0),
     }
 }
 

@@ -293,6 +293,7 @@ mod tests {
         Credentials {
             username: user.map(str::to_string),
             password: pass.map(Secret::new),
+            ..Credentials::default()
         }
     }
 

@@ -7,11 +7,13 @@
 //! request is [`Sent::Dropped`] ("sent, unconfirmed"), to be verified by the caller; an action
 //! the family cannot do over this API is [`ControlError::Unsupported`], never silence.
 
+mod antminer_web;
 mod avalon;
 mod avalon_pools;
 mod braiins;
 mod cgminer_pools;
 mod luxos;
+mod web_digest;
 mod whatsminer;
 mod whatsminer_v3;
 mod wire;
@@ -67,11 +69,14 @@ impl std::fmt::Debug for PoolSpec {
     }
 }
 
-/// Miner credentials from the command (`username` / `password`).
+/// How the command says to log in to the miner's write interfaces (`username` /
+/// `password`), and where its web interface listens (`port`).
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// The web interface's port (stock Antminer CGI); 80 when absent.
+    pub web_port: Option<u16>,
 }
 
 /// The miner took the action.
@@ -140,7 +145,8 @@ pub async fn execute(
         Family::LuxOs => luxos::execute(&w, action).await,
         Family::Braiins => braiins::execute(&w, action).await,
         Family::Avalon => avalon::execute(&w, action, creds).await,
-        Family::Antminer | Family::Hiveon | Family::Vnish => Err(ControlError::Unsupported(
+        Family::Antminer => antminer_web::execute(addr, action, creds, limits.timeout).await,
+        Family::Hiveon | Family::Vnish => Err(ControlError::Unsupported(
             format!(
                 "{} firmware takes writes only through its web interface (CGI), which this agent does not drive",
                 family.as_str()
