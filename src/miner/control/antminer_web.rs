@@ -231,7 +231,6 @@ fn scrub(text: &str, wanted: &[PoolSpec]) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
 
     fn conf(name: &str) -> Map<String, Value> {
         parse_conf(&crate::miner::tests::raw(&format!(
@@ -269,16 +268,8 @@ mod tests {
         let before = conf("S19-Pro_get_miner_conf.json");
         let mut c = before.clone();
         let wanted = [
-            PoolSpec {
-                url: "stratum+tcp://pool.example:3333".into(),
-                user: "farm.w1".into(),
-                pass: Secret::new("pw"),
-            },
-            PoolSpec {
-                url: "stratum+tcp://backup.example:3333".into(),
-                user: "farm.w2".into(),
-                pass: Secret::new(""),
-            },
+            PoolSpec::new("stratum+tcp://pool.example:3333", "farm.w1", "pw"),
+            PoolSpec::new("stratum+tcp://backup.example:3333", "farm.w2", ""),
         ];
         set_pools(&mut c, &wanted).unwrap();
         assert_eq!(

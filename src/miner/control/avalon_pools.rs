@@ -282,11 +282,7 @@ mod tests {
     use crate::miner::repair::parse_reply;
 
     fn spec(url: &str, user: &str, pass: &str) -> PoolSpec {
-        PoolSpec {
-            url: url.into(),
-            user: user.into(),
-            pass: Secret::new(pass),
-        }
+        PoolSpec::new(url, user, pass)
     }
 
     fn creds(user: Option<&str>, pass: Option<&str>) -> Credentials {

@@ -331,14 +331,9 @@ pub(super) async fn replace(w: &Wire, wanted: &[PoolSpec]) -> Result<Sent, Contr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
 
     fn spec(url: &str, user: &str, pass: &str) -> PoolSpec {
-        PoolSpec {
-            url: url.into(),
-            user: user.into(),
-            pass: Secret::new(pass),
-        }
+        PoolSpec::new(url, user, pass)
     }
 
     fn l(index: u64, url: &str, user: &str, active: bool) -> Listed {

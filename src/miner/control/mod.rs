@@ -62,6 +62,17 @@ pub struct PoolSpec {
     pub pass: Secret,
 }
 
+impl PoolSpec {
+    #[cfg(test)]
+    pub(crate) fn new(url: &str, user: &str, pass: &str) -> PoolSpec {
+        PoolSpec {
+            url: url.into(),
+            user: user.into(),
+            pass: Secret::new(pass),
+        }
+    }
+}
+
 impl std::fmt::Debug for PoolSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The pool password is a secret.
