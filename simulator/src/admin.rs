@@ -193,6 +193,11 @@ pub(crate) fn report_json(r: &MinerReport) -> Value {
     if let Some(a) = r.v3_addr {
         v["v3_port"] = json!(a.port());
     }
+    if let Some(a) = r.web_addr {
+        v["web_port"] = json!(a.port());
+        v["web_mac"] = json!(r.web_mac);
+        v["web_requests"] = json!(r.web_requests);
+    }
     if r.family == crate::fleet::Family::Whatsminer {
         v["write_api"] = json!(r.write_api);
     }

@@ -96,6 +96,9 @@ struct FleetArgs {
     /// Seconds a rebooted miner refuses connections.
     #[arg(long, default_value_t = 0.0)]
     reboot_secs: f64,
+    /// Port of the stock Antminers' web interface on each miner's IP (0 = a free port each).
+    #[arg(long, default_value_t = 0)]
+    web_port: u16,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +149,7 @@ impl FleetArgs {
             whatsminer_password: self.wm_password.clone(),
             reboot_secs: self.reboot_secs,
             luxos_session_secs: 60.0,
+            web_port: self.web_port,
         })
     }
 }

@@ -35,6 +35,8 @@ pub(crate) enum Port {
     Cgminer,
     /// Whatsminer API v3 (4433).
     V3,
+    /// The stock Antminer web interface (HTTP, `web.rs`).
+    Web,
 }
 
 /// Accepts connections for one miner port until `shutdown`. While the miner's fault is
@@ -86,7 +88,7 @@ pub(crate) async fn accept_loop(
                     let sd = shutdown.clone();
                     tracker.spawn(async move {
                         tokio::select! {
-                            _ = handle(&m, stream, port) => {}
+                            _ = handle(m, stream, port) => {}
                             _ = sd.cancelled() => {}
                         }
                     });
@@ -144,7 +146,7 @@ fn peer_gone(s: &TcpStream) -> bool {
 }
 
 /// Runs `f` with this instant's live values (time, uptime, jitter x on/off, state).
-fn with_live<T>(miner: &MinerState, f: impl FnOnce(&Ctx<'_>) -> T) -> (T, i64) {
+pub(super) fn with_live<T>(miner: &MinerState, f: impl FnOnce(&Ctx<'_>) -> T) -> (T, i64) {
     let now_ms = Utc::now().timestamp_millis();
     let now_s = now_ms.div_euclid(1000);
     let (hashing, led, pools) = {
@@ -191,10 +193,11 @@ async fn finish(s: &mut TcpStream, keep_open: bool) {
     let _ = s.shutdown().await;
 }
 
-async fn handle(miner: &MinerState, s: TcpStream, port: Port) {
+async fn handle(miner: Arc<MinerState>, s: TcpStream, port: Port) {
     match port {
-        Port::Cgminer => handle_cgminer(miner, s).await,
-        Port::V3 => handle_v3(miner, s).await,
+        Port::Cgminer => handle_cgminer(&miner, s).await,
+        Port::V3 => handle_v3(&miner, s).await,
+        Port::Web => super::web::handle(miner, s).await,
     }
 }
 

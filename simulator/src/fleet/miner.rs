@@ -16,6 +16,7 @@ use super::fault::Fault;
 use super::fixtures::Model;
 use super::reply::Reply;
 use super::template::MacStyle;
+use super::web_auth::Nonces;
 
 /// How many hashrate-bearing replies are remembered per miner (default).
 pub const STATS_HISTORY: usize = 1000;
@@ -81,6 +82,13 @@ pub struct MinerReport {
     pub reboots: u64,
     /// Switches of hashing by commands (unix ms, on), oldest first.
     pub power_log: Vec<(i64, bool)>,
+    /// Stock Antminer web interface address (same IP as `addr`), `None` for other families.
+    pub web_addr: Option<SocketAddr>,
+    /// The MAC `get_system_info.cgi` serves (upper case, colons), with `web_addr`.
+    pub web_mac: Option<String>,
+    /// Web requests answered, per CGI script (`get_miner_conf.cgi`, ...), plus `unauthorized`
+    /// (401 challenges) and `not_found` (404).
+    pub web_requests: BTreeMap<String, u64>,
 }
 
 /// A LuxOS session.
@@ -118,6 +126,11 @@ pub(crate) struct Dynamic {
     pub legacy_setpool: bool,
     /// Every switch of hashing on or off by a command (unix ms, on), oldest first.
     pub power_log: Vec<(i64, bool)>,
+    /// Stock Antminer: the last `bitmain-work-mode` set on the web (`"0"` at start).
+    pub work_mode: String,
+    /// Stock Antminer: the pool passwords of the last web conf, in `cg_pools` order (served
+    /// back by `get_miner_conf.cgi` as the firmware does; never logged).
+    pub pool_pass: Vec<String>,
 }
 
 impl Dynamic {
@@ -190,6 +203,11 @@ pub(crate) struct MinerState {
     /// LuxOS session idle expiry.
     pub session_idle: Duration,
     pub v3_addr: OnceLock<SocketAddr>,
+    /// Stock Antminer web interface address.
+    pub web_addr: OnceLock<SocketAddr>,
+    /// Digest nonces the web interface handed out.
+    pub web_nonces: Nonces,
+    web_requests: Mutex<BTreeMap<String, u64>>,
     /// Reboots so far (by command or by [`crate::Fleet::reboot`]).
     reboots: AtomicU64,
     reboot_reply: Mutex<RebootReply>,
@@ -240,12 +258,17 @@ impl MinerState {
                 saved_pools: None,
                 legacy_setpool: false,
                 power_log: Vec::new(),
+                work_mode: "0".to_string(),
+                pool_pass: Vec::new(),
             }),
             reboots: AtomicU64::new(0),
             reboot_reply: Mutex::new(RebootReply::default()),
             reboot_secs: setup.reboot_secs,
             session_idle: setup.session_idle,
             v3_addr: OnceLock::new(),
+            web_addr: OnceLock::new(),
+            web_nonces: Nonces::default(),
+            web_requests: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -296,6 +319,8 @@ impl MinerState {
                 d.cg_pools = Some(super::dialect::cgminer_pools::PoolList::from_slots(&slots));
             }
         }
+        // A new web server process: the nonces it handed out are gone.
+        self.web_nonces.clear();
         tracing::info!(addr = %self.addr, down_ms = down, "simulated miner rebooting");
         self.changed.send_modify(|g| *g += 1);
     }
@@ -324,6 +349,13 @@ impl MinerState {
             .map(|_| MacStyle::LowerColon.format(self.mac))
     }
 
+    /// The MAC the web interface serves (upper case, colons), if the miner has one.
+    pub fn web_mac(&self) -> Option<String> {
+        self.web_addr
+            .get()
+            .map(|_| MacStyle::UpperColon.format(self.mac))
+    }
+
     /// Records a reply that was written out completely.
     pub fn record(&self, reply: &Reply, at_ms: i64) {
         for (c, n) in self.served.iter().zip(reply.served) {
@@ -348,6 +380,17 @@ impl MinerState {
                 q.pop_front();
             }
             q.push_back((at_ms, ghs));
+        }
+    }
+
+    /// Counts one web request (`what`: the CGI script, `unauthorized` or `not_found`).
+    pub fn record_web(&self, what: &str) {
+        let mut m = lock(&self.web_requests);
+        match m.get_mut(what) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(what.to_string(), 1);
+            }
         }
     }
 
@@ -400,6 +443,9 @@ impl MinerState {
             write_api,
             reboots: self.reboots(),
             power_log,
+            web_addr: self.web_addr.get().copied(),
+            web_mac: self.web_mac(),
+            web_requests: lock(&self.web_requests).clone(),
         }
     }
 }

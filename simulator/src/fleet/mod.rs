@@ -12,6 +12,8 @@ mod reply;
 mod synth;
 mod template;
 mod text;
+mod web;
+mod web_auth;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -80,6 +82,10 @@ pub struct FleetConfig {
     pub reboot_secs: f64,
     /// LuxOS: a session unused this long expires (60 s on the firmware).
     pub luxos_session_secs: f64,
+    /// Port of the stock Antminer web interface (HTTP CGI with Digest auth) on each stock
+    /// Antminer's IP; 0 = a free port per miner (80 on a real miner). With `consecutive_ports`
+    /// the miners share an IP, so each gets a free port whatever this says.
+    pub web_port: u16,
 }
 
 impl Default for FleetConfig {
@@ -98,6 +104,7 @@ impl Default for FleetConfig {
             whatsminer_password: "admin".to_string(),
             reboot_secs: 0.0,
             luxos_session_secs: 60.0,
+            web_port: 0,
         }
     }
 }
@@ -208,6 +215,12 @@ pub struct SimMinerInfo {
     pub hashrate_ghs: f64,
     /// Whatsminer API v3 address (same IP, port 4433 or a free one), for M60S.
     pub v3_addr: Option<SocketAddr>,
+    /// Web interface address (same IP, `FleetConfig::web_port` or a free one), for stock
+    /// Antminers; `None` for other families.
+    pub web_addr: Option<SocketAddr>,
+    /// The MAC `get_system_info.cgi` serves (upper case, colons), with `web_addr`. Stock
+    /// Antminers serve no MAC over RPC (`mac` is `None`): the web is where it is read.
+    pub web_mac: Option<String>,
 }
 
 /// A running fleet. Cloning gives another handle to the same fleet.
@@ -382,8 +395,9 @@ pub async fn start_fleet(cfg: FleetConfig) -> anyhow::Result<Fleet> {
                 history,
                 framing: cfg.framing_of(model.family),
                 write_api: cfg.whatsminer_write_api,
-                // Avalon `setpool` checks the web login (factory root/root).
-                password: if model.family == Family::Avalon {
+                // Avalon `setpool` and the stock Antminer web interface check the web login
+                // (factory root/root).
+                password: if matches!(model.family, Family::Avalon | Family::Antminer) {
                     "root".to_string()
                 } else {
                     cfg.whatsminer_password.clone()
@@ -408,6 +422,26 @@ pub async fn start_fleet(cfg: FleetConfig) -> anyhow::Result<Fleet> {
                 m.clone(),
                 v3,
                 Port::V3,
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        if model.family == Family::Antminer {
+            let port = if cfg.consecutive_ports {
+                0
+            } else {
+                cfg.web_port
+            };
+            let web = TcpListener::bind(SocketAddr::new(addr.ip(), port))
+                .await
+                .with_context(|| {
+                    format!("cannot bind the web interface of {addr} on port {port}")
+                })?;
+            let _ = m.web_addr.set(web.local_addr()?);
+            tracker.spawn(listener::accept_loop(
+                m.clone(),
+                web,
+                Port::Web,
                 shutdown.clone(),
                 tracker.clone(),
             ));
@@ -484,6 +518,8 @@ impl Fleet {
                     0.0
                 },
                 v3_addr: m.v3_addr.get().copied(),
+                web_addr: m.web_addr.get().copied(),
+                web_mac: m.web_mac(),
             })
             .collect()
     }
@@ -546,8 +582,8 @@ impl Fleet {
         Ok(())
     }
 
-    /// Sets the admin password: Whatsminer's (tokens handed out before stop working), or the
-    /// Avalon web password `setpool` checks.
+    /// Sets the admin password: Whatsminer's (tokens handed out before stop working), the
+    /// Avalon web password `setpool` checks, or the stock Antminer web (Digest) password.
     pub fn set_password(&self, addr: SocketAddr, password: &str) -> anyhow::Result<()> {
         let m = self.get(addr)?;
         let mut d = m.dynamic();

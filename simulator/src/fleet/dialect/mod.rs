@@ -1,6 +1,7 @@
 //! Stateful commands of each family: the ones a canned fixture cannot answer (writes, sessions,
 //! tokens). Reads are templates; see `reply.rs`.
 
+pub(crate) mod antminer_web;
 mod avalon;
 mod braiins;
 pub(crate) mod cgminer_pools;
