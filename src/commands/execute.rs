@@ -278,8 +278,10 @@ impl Runner {
         };
         info!(id = %row.id, miner = %c.target, family = family.as_str(), how = %how, "Command sent.");
         let update = super::body::update(&row.command, json!({"state": "sent", "detail": how}));
-        if self.store.queue_update(&row.id, &update).await.is_ok() {
-            self.wake_results();
+        match self.store.record_sent(&row.id, sent_ms, &update).await {
+            Ok(()) => self.wake_results(),
+            // Only the cooldown and the progress update miss it; verification goes on.
+            Err(e) => warn!(error = %e, id = %row.id, "Cannot record that the command was sent."),
         }
         self.finish_action(row, c, action, baseline, sent_ms, deadline_ms, false)
             .await
@@ -346,7 +348,7 @@ impl Runner {
     async fn cooldown(&self, row: &CommandRow, target: SocketAddr) -> Option<Outcome> {
         let last = self
             .store
-            .last_executed(&target.to_string(), "reboot", &row.id)
+            .last_sent(&target.to_string(), "reboot", &row.id)
             .await
             .ok()
             .flatten()?;

@@ -164,6 +164,25 @@ impl Store {
         Ok(())
     }
 
+    /// Records that the miner took the action at `sent_ms` and queues the "sent" update,
+    /// in one transaction.
+    pub async fn record_sent(
+        &self,
+        id: &str,
+        sent_ms: i64,
+        update: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE commands SET sent_ms = ? WHERE id = ?")
+            .bind(sent_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        enqueue(&mut tx, id, "update", update).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Queues a progress update.
     pub async fn queue_update(&self, id: &str, body: &serde_json::Value) -> Result<(), StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -210,15 +229,15 @@ impl Store {
         Ok(rows.iter().map(row_to_command).collect())
     }
 
-    /// When `miner` last had a command of this kind sent (other than `except`), for cooldowns.
-    pub async fn last_executed(
+    /// When `miner` last took a command of this kind (other than `except`), for cooldowns.
+    pub async fn last_sent(
         &self,
         miner: &str,
         command: &str,
         except: &str,
     ) -> Result<Option<i64>, StoreError> {
         let v: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(executing_ms) FROM commands WHERE miner = ? AND command = ? AND id != ?",
+            "SELECT MAX(sent_ms) FROM commands WHERE miner = ? AND command = ? AND id != ?",
         )
         .bind(miner)
         .bind(command)
