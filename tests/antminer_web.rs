@@ -77,6 +77,7 @@ async fn stock_antminer_commands_go_through_the_web_interface() {
         base: Ipv4Addr::new(127, 78, 0, 1),
         mix: pickaxe_sim::parse_mix("s19pro=4").unwrap(),
         reboot_secs: 1.0,
+        web_port: Some(0),
         ..FleetConfig::default()
     })
     .await;

@@ -96,9 +96,10 @@ struct FleetArgs {
     /// Seconds a rebooted miner refuses connections.
     #[arg(long, default_value_t = 0.0)]
     reboot_secs: f64,
-    /// Port of the stock Antminers' web interface on each miner's IP (0 = a free port each).
-    #[arg(long, default_value_t = 0)]
-    web_port: u16,
+    /// Serve the stock Antminers' web interface on this port of each miner's IP (0 = a free
+    /// port each); none when absent.
+    #[arg(long)]
+    web_port: Option<u16>,
 }
 
 #[derive(Args, Debug)]

@@ -24,6 +24,7 @@ async fn antminers(base: Ipv4Addr) -> Fleet {
         port: 0,
         mix: parse_mix("s19pro=2").unwrap(),
         reboot_secs: 1.0,
+        web_port: Some(0),
         ..Default::default()
     })
     .await
@@ -440,6 +441,7 @@ async fn only_stock_antminers_serve_the_web() {
         base: Ipv4Addr::new(127, 77, 0, 1),
         port: 0,
         mix: parse_mix("s9=1,bos-s9=1,m31s=1,hiveon-s9=1").unwrap(),
+        web_port: Some(0),
         ..Default::default()
     })
     .await
@@ -459,4 +461,21 @@ async fn only_stock_antminers_serve_the_web() {
         }
     }
     fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_web_interface_is_off_unless_a_port_is_set() {
+    let fleet = start_fleet(FleetConfig {
+        count: 2,
+        base: Ipv4Addr::new(127, 77, 1, 1),
+        port: 0,
+        mix: parse_mix("s19pro=2").unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for m in fleet.miners() {
+        assert_eq!(m.web_addr, None);
+        assert_eq!(fleet.report(m.addr).unwrap().web_addr, None);
+    }
 }

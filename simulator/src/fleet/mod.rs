@@ -83,9 +83,10 @@ pub struct FleetConfig {
     /// LuxOS: a session unused this long expires (60 s on the firmware).
     pub luxos_session_secs: f64,
     /// Port of the stock Antminer web interface (HTTP CGI with Digest auth) on each stock
-    /// Antminer's IP; 0 = a free port per miner (80 on a real miner). With `consecutive_ports`
-    /// the miners share an IP, so each gets a free port whatever this says.
-    pub web_port: u16,
+    /// Antminer's IP: `None` serves none (the default: a second socket per miner halves the
+    /// fleet a file limit allows), `Some(0)` a free port per miner (80 on a real miner). With
+    /// `consecutive_ports` the miners share an IP, so each gets a free port.
+    pub web_port: Option<u16>,
 }
 
 impl Default for FleetConfig {
@@ -104,7 +105,7 @@ impl Default for FleetConfig {
             whatsminer_password: "admin".to_string(),
             reboot_secs: 0.0,
             luxos_session_secs: 60.0,
-            web_port: 0,
+            web_port: None,
         }
     }
 }
@@ -426,12 +427,8 @@ pub async fn start_fleet(cfg: FleetConfig) -> anyhow::Result<Fleet> {
                 tracker.clone(),
             ));
         }
-        if model.family == Family::Antminer {
-            let port = if cfg.consecutive_ports {
-                0
-            } else {
-                cfg.web_port
-            };
+        if let Some(port) = cfg.web_port.filter(|_| model.family == Family::Antminer) {
+            let port = if cfg.consecutive_ports { 0 } else { port };
             let web = TcpListener::bind(SocketAddr::new(addr.ip(), port))
                 .await
                 .with_context(|| {
