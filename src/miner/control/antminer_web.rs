@@ -5,6 +5,11 @@
 //! change; the fault light with `blink.cgi`. The web port is the command's `port` (80 when
 //! absent); the RPC port stays the one that is polled.
 //!
+//! Two generations of `set_miner_conf.cgi`: firmware whose conf has a work mode takes the
+//! conf back as JSON; older firmware is a shell script that reads `_ant_*` form fields by
+//! position (pools, beeper, temperature control, fan, frequency, voltage) and would write a
+//! JSON body into its config as garbage, so it gets the form, and has no sleep mode.
+//!
 //! Power levels are refused: sources disagree on which `bitmain-work-mode` value is low and
 //! which high, and a wrong guess would change a farm's power draw the wrong way.
 
@@ -110,10 +115,18 @@ async fn set_conf(
     }
     let mut conf = parse_conf(&body)?;
     let done = change(&mut conf)?;
-    let out = serde_json::to_vec(&Value::Object(conf))
-        .map_err(|e| ControlError::Protocol(format!("conf: {e}")))?;
+    let (out, content_type) = if has_work_mode(&conf) {
+        let json = serde_json::to_vec(&Value::Object(conf))
+            .map_err(|e| ControlError::Protocol(format!("conf: {e}")))?;
+        (json, "application/json")
+    } else {
+        (
+            form_body(&conf).into_bytes(),
+            "application/x-www-form-urlencoded",
+        )
+    };
     let (status, body) = client
-        .request(Method::POST, CONF_SET, Some(&out))
+        .request(Method::POST, CONF_SET, Some((&out, content_type)))
         .await
         .map_err(|e| e.into_control("set_miner_conf.cgi"))?;
     match conf_answer(status, &body) {
@@ -157,15 +170,60 @@ fn conf_answer(status: StatusCode, body: &[u8]) -> Result<(), String> {
     }
 }
 
+fn has_work_mode(conf: &Map<String, Value>) -> bool {
+    MODE_KEYS.iter().any(|k| conf.contains_key(*k))
+}
+
 fn set_mode(conf: &mut Map<String, Value>, mode: &str) -> Result<String, ControlError> {
-    // The key this firmware uses: the first one present, else the newer name.
-    let key = MODE_KEYS
-        .iter()
-        .find(|k| conf.contains_key(**k))
-        .copied()
-        .unwrap_or(MODE_KEYS[0]);
+    // The key this firmware uses; older firmware has none and no sleep mode.
+    let Some(key) = MODE_KEYS.iter().find(|k| conf.contains_key(**k)) else {
+        return Err(ControlError::Unsupported(
+            "this Antminer's conf has no work mode (older firmware): sleeping is not \
+             available through its web interface; nothing changed on the miner"
+                .into(),
+        ));
+    };
     conf.insert(key.to_string(), json!(mode));
     Ok(format!("{key} set to {mode}"))
+}
+
+/// The `_ant_*` form older firmware reads, in the order its script expects, from the conf.
+fn form_body(conf: &Map<String, Value>) -> String {
+    let text = |key: &str, default: &str| match conf.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => default.to_string(),
+    };
+    let pools = conf.get("pools").and_then(Value::as_array);
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for i in 0..POOLS {
+        let pool = pools.and_then(|p| p.get(i));
+        let field = |k: &str| {
+            pool.and_then(|p| p.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        let n = i + 1;
+        form.append_pair(&format!("_ant_pool{n}url"), field("url"));
+        form.append_pair(&format!("_ant_pool{n}user"), field("user"));
+        form.append_pair(&format!("_ant_pool{n}pw"), field("pass"));
+    }
+    form.append_pair("_ant_nobeeper", &text("bitmain-nobeeper", "false"));
+    form.append_pair(
+        "_ant_notempoverctrl",
+        &text("bitmain-notempoverctrl", "false"),
+    );
+    form.append_pair(
+        "_ant_fan_customize_switch",
+        &text("bitmain-fan-ctrl", "false"),
+    );
+    form.append_pair("_ant_fan_customize_value", &text("bitmain-fan-pwm", ""));
+    form.append_pair("_ant_freq", &text("bitmain-freq", ""));
+    if conf.contains_key("bitmain-voltage") {
+        form.append_pair("_ant_voltage", &text("bitmain-voltage", ""));
+    }
+    form.finish()
 }
 
 fn set_pools(conf: &mut Map<String, Value>, wanted: &[PoolSpec]) -> Result<String, ControlError> {
@@ -189,7 +247,11 @@ fn set_pools(conf: &mut Map<String, Value>, wanted: &[PoolSpec]) -> Result<Strin
 async fn blink(client: &mut DigestClient, on: bool) -> Result<Sent, ControlError> {
     let body = json!({"blink": if on { "true" } else { "false" }}).to_string();
     let (status, answer) = client
-        .request(Method::POST, BLINK, Some(body.as_bytes()))
+        .request(
+            Method::POST,
+            BLINK,
+            Some((body.as_bytes(), "application/json")),
+        )
         .await
         .map_err(|e| e.into_control("blink.cgi"))?;
     if status == StatusCode::NOT_FOUND {
@@ -232,6 +294,10 @@ fn scrub(text: &str, wanted: &[PoolSpec]) -> String {
 mod tests {
     use super::*;
 
+    fn conf_of(path: &str) -> Map<String, Value> {
+        parse_conf(&crate::miner::tests::raw(&format!("fixtures/{path}"))).unwrap()
+    }
+
     fn conf(name: &str) -> Map<String, Value> {
         parse_conf(&crate::miner::tests::raw(&format!(
             "fixtures/antminer/{name}"
@@ -254,13 +320,47 @@ mod tests {
             before["bitmain-work-mode"].clone(),
         );
         assert_eq!(c, before);
-        // Older firmware names the key `miner-mode`: that one changes.
+        // Firmware that names the key `miner-mode`: that one changes.
         let mut old = Map::new();
         old.insert("pools".into(), json!([]));
         old.insert("miner-mode".into(), json!("1"));
         set_mode(&mut old, MODE_NORMAL).unwrap();
         assert_eq!(old["miner-mode"], "0");
         assert!(!old.contains_key("bitmain-work-mode"));
+        // A conf without a work mode (the captured S17 conf): refused, unchanged.
+        let mut s17 = conf_of("antminer_altfw/S17-asicdip_get_miner_conf.json");
+        let before = s17.clone();
+        let e = set_mode(&mut s17, MODE_SLEEP).unwrap_err().to_string();
+        assert!(
+            e.contains("no work mode") && e.contains("nothing changed"),
+            "{e}"
+        );
+        assert_eq!(s17, before);
+    }
+
+    #[test]
+    fn older_firmware_gets_the_positional_form_with_its_own_settings() {
+        let mut s17 = conf_of("antminer_altfw/S17-asicdip_get_miner_conf.json");
+        assert!(!has_work_mode(&s17));
+        set_pools(
+            &mut s17,
+            &[PoolSpec::new(
+                "stratum+tcp://pool.example:3333",
+                "farm.w1",
+                "p&w=1",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            form_body(&s17),
+            "_ant_pool1url=stratum%2Btcp%3A%2F%2Fpool.example%3A3333&_ant_pool1user=farm.w1\
+             &_ant_pool1pw=p%26w%3D1&_ant_pool2url=&_ant_pool2user=&_ant_pool2pw=\
+             &_ant_pool3url=&_ant_pool3user=&_ant_pool3pw=&_ant_nobeeper=false\
+             &_ant_notempoverctrl=false&_ant_fan_customize_switch=false\
+             &_ant_fan_customize_value=&_ant_freq=565&_ant_voltage=1930"
+        );
+        // The S19 Pro's conf has a work mode: it goes back as JSON.
+        assert!(has_work_mode(&conf("S19-Pro_get_miner_conf.json")));
     }
 
     #[test]

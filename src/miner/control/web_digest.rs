@@ -69,25 +69,24 @@ impl DigestClient {
         })
     }
 
-    /// One request; answers a Digest challenge once. Returns the status and body of the
-    /// final answer (a 401 after answering the challenge is an [`ControlError::Auth`]).
+    /// One request with an optional body and its content type; answers a Digest challenge
+    /// once. Returns the status and body of the final answer (a 401 after answering the
+    /// challenge is an [`ControlError::Auth`]).
     pub async fn request(
         &mut self,
         method: Method,
         path: &str,
-        json_body: Option<&[u8]>,
+        body: Option<(&[u8], &'static str)>,
     ) -> Result<(StatusCode, Vec<u8>), WebError> {
         let mut answered = false;
         loop {
             let mut req = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.base));
-            if let Some(body) = json_body {
-                req = req
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.to_vec());
+            if let Some((bytes, content_type)) = body {
+                req = req.header(CONTENT_TYPE, content_type).body(bytes.to_vec());
             }
-            if let Some(header) = self.authorization(&method, path, json_body)? {
+            if let Some(header) = self.authorization(&method, path, body.map(|b| b.0))? {
                 req = req.header(AUTHORIZATION, header);
             }
             let resp = req.send().await.map_err(classify)?;
