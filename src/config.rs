@@ -37,6 +37,50 @@ pub struct Config {
     /// Live metrics and availability over MQTT; absent = off.
     #[serde(default)]
     pub mqtt: Option<MqttConfig>,
+    /// The stock Antminer web interface: MACs, and commands that name no login or port.
+    #[serde(default)]
+    pub antminer_web: AntminerWebConfig,
+}
+
+/// The web interface of stock Antminers (CGI with HTTP Digest auth), site-wide: where the
+/// agent reads their MACs (their RPC has none) and what a command naming no `username`,
+/// `password` or `port` uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AntminerWebConfig {
+    #[serde(default = "defaults::antminer_web_port")]
+    pub port: u16,
+    #[serde(default = "defaults::antminer_web_login")]
+    pub username: String,
+    /// The factory `root` when neither this nor `password_file` is set.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Read MACs from `get_system_info.cgi` for the `/macs` report.
+    #[serde(default = "defaults::yes")]
+    pub read_mac: bool,
+}
+
+impl Default for AntminerWebConfig {
+    fn default() -> Self {
+        AntminerWebConfig {
+            port: defaults::antminer_web_port(),
+            username: defaults::antminer_web_login(),
+            password: None,
+            password_file: None,
+            read_mac: true,
+        }
+    }
+}
+
+impl AntminerWebConfig {
+    /// The configured password, else the factory one.
+    pub fn password(&self) -> Secret {
+        self.password
+            .clone()
+            .unwrap_or_else(|| Secret::new(defaults::antminer_web_login()))
+    }
 }
 
 /// The optional MQTT publisher (live view; durability comes from the Foreman path).
@@ -352,6 +396,12 @@ mod defaults {
     pub fn command_retention() -> Duration {
         Duration::from_secs(7 * 24 * 3600)
     }
+    pub fn antminer_web_port() -> u16 {
+        80
+    }
+    pub fn antminer_web_login() -> String {
+        "root".into()
+    }
     pub fn mac_interval() -> Duration {
         Duration::from_secs(600)
     }
@@ -491,6 +541,13 @@ impl Config {
         let mut config = Config::parse(&text)?;
         config.resolve_api_key(path.parent())?;
         config.resolve_mqtt_files(path.parent())?;
+        if let Some(file) = config.antminer_web.password_file.clone() {
+            config.antminer_web.password = Some(read_secret_file(
+                &file,
+                path.parent(),
+                "antminer_web.password_file",
+            )?);
+        }
         Ok(config)
     }
 
@@ -617,6 +674,19 @@ impl Config {
         if let Some(m) = &self.mqtt {
             validate_mqtt(m)?;
         }
+        let w = &self.antminer_web;
+        if w.port == 0 {
+            return Err(ConfigError::new("antminer_web.port", "must not be 0"));
+        }
+        if w.username.trim().is_empty() {
+            return Err(ConfigError::new("antminer_web.username", "is empty"));
+        }
+        if w.password.is_some() && w.password_file.is_some() {
+            return Err(ConfigError::new(
+                "antminer_web.password",
+                "set only one of password and password_file",
+            ));
+        }
 
         for (i, m) in self.miners.iter().enumerate() {
             if m.port == 0 {
@@ -676,23 +746,27 @@ impl Config {
             _ => file.clone(),
         };
         m.ca_file = m.ca_file.as_ref().map(resolve);
-        let Some(file) = &m.password_file else {
-            return Ok(());
-        };
-        let path = resolve(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError::new(
-                "mqtt.password_file",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let password = text.trim_end_matches(['\n', '\r']);
-        if password.is_empty() {
-            return Err(ConfigError::new("mqtt.password_file", "the file is empty"));
+        if let Some(file) = m.password_file.clone() {
+            m.password = Some(read_secret_file(&file, base, "mqtt.password_file")?);
         }
-        m.password = Some(Secret::new(password));
         Ok(())
     }
+}
+
+/// A password kept in its own file (relative paths are relative to the config file); the
+/// line end is not part of it.
+fn read_secret_file(file: &Path, base: Option<&Path>, key: &str) -> Result<Secret, ConfigError> {
+    let path = match base {
+        Some(dir) if file.is_relative() => dir.join(file),
+        _ => file.to_path_buf(),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", path.display())))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(ConfigError::new(key, "the file is empty"));
+    }
+    Ok(Secret::new(secret))
 }
 
 /// Checks `[mqtt]`: URL scheme and port, TLS CA, credentials, topic prefix, QoS levels.
@@ -939,6 +1013,41 @@ port = 4028
         let e = bad("url = \"mqtt://h:1\"\npassword = \"hunter2\"");
         assert!(
             e.starts_with("config: mqtt.username:") && !e.contains("hunter2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn antminer_web_defaults_to_the_factory_login_and_reads_its_password_file() {
+        let w = Config::parse(GOOD).unwrap().antminer_web;
+        assert_eq!(
+            (w.port, w.username.as_str(), w.read_mac),
+            (80, "root", true)
+        );
+        assert_eq!(w.password().expose(), "root");
+        let bad = |extra: &str| err(&format!("{GOOD}\n[antminer_web]\n{extra}\n"));
+        assert!(bad("port = 0").starts_with("config: antminer_web.port:"));
+        assert!(bad("username = \" \"").starts_with("config: antminer_web.username:"));
+        let e = bad("password = \"hunter2\"\npassword_file = \"p\"");
+        assert!(
+            e.starts_with("config: antminer_web.password:") && !e.contains("hunter2"),
+            "{e}"
+        );
+        // The file, relative to the config, without its line end.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web-pw"), "s3cret\n").unwrap();
+        let path = dir.path().join("pickaxe.toml");
+        std::fs::write(
+            &path,
+            format!("{GOOD}\n[antminer_web]\npassword_file = \"web-pw\"\n"),
+        )
+        .unwrap();
+        let w = Config::load(&path).unwrap().antminer_web;
+        assert_eq!(w.password().expose(), "s3cret");
+        std::fs::write(dir.path().join("web-pw"), "\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("antminer_web.password_file") && e.contains("empty"),
             "{e}"
         );
     }

@@ -212,3 +212,75 @@ async fn stock_antminer_commands_go_through_the_web_interface() {
         "a password reached the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_antminer_macs_come_from_the_web_interface() {
+    // One web port for the whole site, as on a real LAN (the miners have their own IPs).
+    let base = Ipv4Addr::new(127, 78, 1, 1);
+    let port = std::net::TcpListener::bind((base, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let site = Site::start_with(FleetConfig {
+        count: 3,
+        base,
+        mix: pickaxe_sim::parse_mix("s19pro=3").unwrap(),
+        web_port: Some(port),
+        ..FleetConfig::default()
+    })
+    .await;
+    let m = site.fleet.miners();
+    assert!(m.iter().all(|m| m.mac.is_none()), "no MAC over the RPC");
+    // m[2]'s web password is not the site's: its MAC stays unknown.
+    site.fleet
+        .set_password(m[2].addr, "changed-on-the-miner")
+        .unwrap();
+    let config = command_config(
+        &site,
+        true,
+        &format!(
+            "mac_interval = \"1s\"\n[antminer_web]\nport = {port}\npassword = \"{WEB_PASS}\"\n"
+        ),
+    );
+    for miner in &m[..2] {
+        site.fleet.set_password(miner.addr, WEB_PASS).unwrap();
+    }
+    let daemon = Daemon::spawn(&config, "antminer_macs.log");
+    let foreman = site.foreman.clone();
+    wait_until(Duration::from_secs(30), "both MACs reported", || {
+        foreman.macs().len() >= 2
+    })
+    .await;
+    // One more report interval: nothing else arrives.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got: Vec<(String, u64, String)> = site
+        .foreman
+        .macs()
+        .iter()
+        .map(|u| {
+            (
+                u["ip"].as_str().unwrap().to_string(),
+                u["apiPort"].as_u64().unwrap(),
+                u["mac"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, u64, String)> = m[..2]
+        .iter()
+        .map(|m| {
+            (
+                m.addr.ip().to_string(),
+                u64::from(m.addr.port()),
+                m.web_mac.clone().unwrap().to_lowercase(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "log:\n{}", daemon.log_text());
+    assert!(
+        !daemon.log_text().contains(WEB_PASS),
+        "the web password reached the log"
+    );
+}

@@ -17,7 +17,7 @@ use super::ramp::{MinerLocks, Ramp};
 use super::scan;
 use super::verify::{Baseline, Verdict, Watch};
 use crate::config::Config;
-use crate::miner::control::{self, Action, ControlLimits, Sent};
+use crate::miner::control::{self, Action, ControlLimits, Credentials, Sent};
 use crate::miner::{Limits, MinerMemory};
 use crate::store::commands::state;
 use crate::store::{CommandRow, Source, Store};
@@ -55,6 +55,8 @@ pub struct Runner {
     sends: Semaphore,
     ramp: Ramp,
     locks: MinerLocks,
+    /// The site's stock Antminer web login and port, for commands that name none.
+    antminer_web: Credentials,
     /// Woken when a result is queued: Foreman's sender, and MQTT's when it runs.
     results: [Arc<Notify>; 2],
     shutdown: CancellationToken,
@@ -82,6 +84,11 @@ impl Runner {
             sends: Semaphore::new(c.concurrency),
             ramp: Ramp::new(c.power_on_ramp),
             locks: MinerLocks::default(),
+            antminer_web: Credentials {
+                username: Some(config.antminer_web.username.clone()),
+                password: Some(config.antminer_web.password()),
+                web_port: Some(config.antminer_web.port),
+            },
             results,
             shutdown,
             tracker,
@@ -262,7 +269,8 @@ impl Runner {
         let limits = ControlLimits {
             timeout: self.cfg.miner_timeout,
         };
-        let send = control::execute(c.target, family, &action, &c.creds, limits);
+        let creds = self.creds(c, family);
+        let send = control::execute(c.target, family, &action, &creds, limits);
         // Powering back on goes one miner after the other.
         let sent = if matches!(action, Action::Wake | Action::PowerLevel(_)) {
             self.ramp.run(send).await
@@ -308,7 +316,8 @@ impl Runner {
             let limits = ControlLimits {
                 timeout: self.cfg.miner_timeout,
             };
-            return match control::execute(c.target, family, &Action::Light(false), &c.creds, limits)
+            let creds = self.creds(c, family);
+            return match control::execute(c.target, family, &Action::Light(false), &creds, limits)
                 .await
             {
                 Ok(_) => Outcome::ok("blinked, light back to normal"),
@@ -341,6 +350,20 @@ impl Runner {
                 let _ = row;
                 return Outcome::ok(what);
             }
+        }
+    }
+
+    /// The command's login; for a stock Antminer, the site's web login and port fill in what
+    /// the command leaves out.
+    fn creds(&self, c: &Control, family: crate::model::Family) -> Credentials {
+        if family != crate::model::Family::Antminer {
+            return c.creds.clone();
+        }
+        let d = &self.antminer_web;
+        Credentials {
+            username: c.creds.username.clone().or_else(|| d.username.clone()),
+            password: c.creds.password.clone().or_else(|| d.password.clone()),
+            web_port: c.creds.web_port.or(d.web_port),
         }
     }
 

@@ -1,5 +1,6 @@
 //! MACs of polled miners to Foreman (`/macs`, at most 100 per request, protocol §2.7), every
-//! `commands.mac_interval`, and only what changed since the last accepted report.
+//! `commands.mac_interval`, and only what changed since the last accepted report. Stock
+//! Antminers' MACs come from their web interface ([`super::web_macs`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::web_macs::WebMacs;
 use crate::foreman::ForemanClient;
 use crate::store::Store;
 use crate::uplink::sleep_or_cancel;
@@ -15,6 +17,7 @@ pub async fn report(
     store: Store,
     client: ForemanClient,
     every: Duration,
+    mut web: Option<WebMacs>,
     shutdown: CancellationToken,
 ) {
     let mut sent: HashMap<(String, u16), String> = HashMap::new();
@@ -25,13 +28,16 @@ pub async fn report(
             return;
         }
         delay = every;
-        let rows = match store.miner_status().await {
+        let mut rows = match store.miner_status().await {
             Ok(r) => r,
             Err(e) => {
                 debug!(error = %e, "Cannot read miner MACs.");
                 continue;
             }
         };
+        if let Some(web) = web.as_mut() {
+            web.fill(&mut rows).await;
+        }
         let updates: Vec<(String, u16, String)> = rows
             .into_iter()
             .filter_map(|m| Some((m.ip, m.port, m.mac?.to_ascii_lowercase())))

@@ -19,6 +19,7 @@ pub mod ramp;
 pub mod results;
 pub mod scan;
 pub mod verify;
+pub mod web_macs;
 
 use std::sync::Arc;
 
@@ -88,6 +89,7 @@ pub fn spawn(
         store,
         client,
         config.commands.mac_interval,
+        web_macs::WebMacs::new(&config.antminer_web, config.commands.miner_timeout),
         shutdown,
     ));
     CommandDesk {

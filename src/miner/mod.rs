@@ -29,6 +29,8 @@ pub mod pool_url;
 pub mod repair;
 pub mod reply;
 pub mod transport;
+pub mod web_digest;
+pub mod web_mac;
 
 #[cfg(test)]
 mod tests;

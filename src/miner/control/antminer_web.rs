@@ -19,8 +19,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::web_digest::{DigestClient, WebError};
 use super::{unsupported, Action, ControlError, Credentials, PoolSpec, Sent};
+use crate::miner::web_digest::{DigestClient, WebError};
 
 /// The web port when the command names none.
 pub const DEFAULT_WEB_PORT: u16 = 80;

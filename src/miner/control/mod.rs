@@ -13,7 +13,6 @@ mod avalon_pools;
 mod braiins;
 mod cgminer_pools;
 mod luxos;
-mod web_digest;
 mod whatsminer;
 mod whatsminer_v3;
 mod wire;

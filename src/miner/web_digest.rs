@@ -9,14 +9,14 @@ use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 
-use super::ControlError;
+use super::control::ControlError;
 
 /// Replies past this size are cut off: a CGI answer is a few KiB.
 const MAX_BODY: usize = 256 * 1024;
 
 /// How a request ended when no HTTP answer came back.
 #[derive(Debug)]
-pub(super) enum WebError {
+pub enum WebError {
     /// Nothing reached the miner (connect failed or refused).
     Unreachable(String),
     /// The request went out; the connection closed or stayed silent before an answer.
@@ -38,7 +38,7 @@ impl WebError {
     }
 }
 
-pub(super) struct DigestClient {
+pub struct DigestClient {
     http: reqwest::Client,
     base: String,
     user: String,
@@ -53,20 +53,18 @@ impl DigestClient {
         pass: &str,
         timeout: Duration,
     ) -> Result<Self, ControlError> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ControlError::Protocol(format!("http client: {e}")))?;
-        Ok(DigestClient {
+        Ok(Self::with_http(http_client(timeout)?, addr, user, pass))
+    }
+
+    /// A client on a shared connection pool (many miners, one [`http_client`]).
+    pub fn with_http(http: reqwest::Client, addr: SocketAddr, user: &str, pass: &str) -> Self {
+        DigestClient {
             http,
             base: format!("http://{addr}"),
             user: user.to_string(),
             pass: pass.to_string(),
             challenge: None,
-        })
+        }
     }
 
     /// One request with an optional body and its content type; answers a Digest challenge
@@ -146,6 +144,18 @@ impl DigestClient {
         })?;
         Ok(Some(header.to_header_string()))
     }
+}
+
+/// The HTTP client for miner web interfaces: plain HTTP on the LAN, no proxy, no redirects,
+/// every request bounded by `timeout`.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ControlError> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(timeout.min(Duration::from_secs(3)))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ControlError::Protocol(format!("http client: {e}")))
 }
 
 fn classify(e: reqwest::Error) -> WebError {
