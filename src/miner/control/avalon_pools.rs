@@ -232,7 +232,28 @@ pub(super) async fn replace(
             }
         }
     }
-    reboot(w, &saved).await
+    // The miner will still serve the pools of the slots not written: say so.
+    let kept = match SLOTS - wanted.len() {
+        0 => String::new(),
+        1 => format!(
+            "; slot {} keeps the pool it had (setpool cannot empty a slot)",
+            SLOTS - 1
+        ),
+        _ => format!(
+            "; slots {}-{} keep the pools they had (setpool cannot empty a slot)",
+            wanted.len(),
+            SLOTS - 1
+        ),
+    };
+    with_note(reboot(w, &saved).await, &kept)
+}
+
+/// A success message with `note` appended.
+fn with_note(sent: Result<Sent, ControlError>, note: &str) -> Result<Sent, ControlError> {
+    match sent {
+        Ok(Sent::Accepted(m)) => Ok(Sent::Accepted(format!("{m}{note}"))),
+        other => other,
+    }
 }
 
 /// The miner refused the slot form: older firmware (one pool, no slot) or a wrong login.
@@ -251,13 +272,14 @@ async fn older_firmware(
     }
     let pool = &wanted[0];
     match setpool(w, wanted, creds, None, pool).await {
-        Ok(SetPool::Saved) => {
+        Ok(SetPool::Saved) => with_note(
             reboot(
                 w,
                 &[format!("pool {} (older setpool form)", pool.url.trim())],
             )
-            .await
-        }
+            .await,
+            "; the other pools stay as they were (the older form sets the first pool only)",
+        ),
         Ok(SetPool::Failed) => Err(ControlError::Refused(format!(
             "`setpool` answered `failed` in both forms: {login_hint}; nothing changed on the miner"
         ))),
@@ -597,5 +619,47 @@ mod tests {
             "{e}"
         );
         assert_eq!(seen.len(), 1, "no reboot");
+    }
+
+    #[tokio::test]
+    async fn success_says_which_slots_keep_their_old_pools() {
+        let ok = |n: usize, _: &str| match n {
+            // setpools, then the reboot closing without a reply.
+            n if n < 3 => saved_reply(),
+            _ => Reply::Close,
+        };
+        let (r, seen) = run(ok, &two(), &creds(None, None)).await;
+        assert_eq!(
+            r.unwrap(),
+            Sent::Accepted(
+                "saved slot 0 (stratum+tcp://a:3333), slot 1 (stratum+tcp://b:3333); reboot \
+                 sent to apply them; slot 2 keeps the pool it had (setpool cannot empty a slot)"
+                    .into()
+            )
+        );
+        assert_eq!(seen.last().unwrap(), "0,reboot,0");
+        let (r, _) = run(ok, &two()[..1], &creds(None, None)).await;
+        let Ok(Sent::Accepted(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(
+            m.ends_with("; slots 1-2 keep the pools they had (setpool cannot empty a slot)"),
+            "{m}"
+        );
+        // Older firmware sets the first pool only.
+        let (r, _) = run(
+            |n, _| match n {
+                0 => Reply::Text("failed".into()),
+                1 => saved_reply(),
+                _ => Reply::Close,
+            },
+            &two()[..1],
+            &creds(None, None),
+        )
+        .await;
+        let Ok(Sent::Accepted(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(m.contains("other pools stay as they were"), "{m}");
     }
 }
