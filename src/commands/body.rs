@@ -12,16 +12,18 @@ const HIDDEN: &str = "***";
 /// passwords (`pools[].pass`) hidden.
 pub fn start(id: &str, command: &str, args: &Value) -> Value {
     let mut args = args.clone();
-    if let Some(pass) = args.get_mut("password") {
-        if pass.as_str().is_some_and(|s| !s.is_empty()) {
+    // Whatever its type: a password sent as a number or an object is still a password.
+    let hide = |pass: &mut Value| {
+        if !(pass.is_null() || pass.as_str() == Some("")) {
             *pass = json!(HIDDEN);
         }
+    };
+    if let Some(pass) = args.get_mut("password") {
+        hide(pass);
     }
     if let Some(pools) = args.get_mut("pools").and_then(Value::as_array_mut) {
         for pass in pools.iter_mut().filter_map(|p| p.get_mut("pass")) {
-            if pass.as_str().is_some_and(|s| !s.is_empty()) {
-                *pass = json!(HIDDEN);
-            }
+            hide(pass);
         }
     }
     json!({"id": id, "command": command, "args": args})
@@ -70,6 +72,20 @@ mod tests {
             start("c-2", "reboot", &json!({"ip": "x"}))["args"],
             json!({"ip": "x"})
         );
+    }
+
+    #[test]
+    fn a_password_of_another_type_is_hidden_too() {
+        let args = json!({"password": 73311, "pools": [
+            {"url": "stratum+tcp://a:3333", "pass": 90210},
+            {"url": "stratum+tcp://b:3333", "pass": ["s3cret"]},
+            {"url": "stratum+tcp://c:3333", "pass": null},
+        ]});
+        let s = start("c-4", "change-pools", &args).to_string();
+        for secret in ["73311", "90210", "s3cret"] {
+            assert!(!s.contains(secret), "{secret} in {s}");
+        }
+        assert!(s.contains(r#""pass":null"#), "{s}");
     }
 
     #[test]

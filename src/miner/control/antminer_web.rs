@@ -64,12 +64,18 @@ pub(super) async fn execute(
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| FACTORY_LOGIN.into());
     let mut client = DigestClient::new(web, &user, &pass, timeout)?;
+    // What no message may carry: the web password and the command's pool passwords (the
+    // conf's own pool passwords join once it is read).
+    let mut secrets = vec![pass];
+    if let Action::Pools(wanted) = action {
+        secrets.extend(wanted.iter().map(|p| p.pass.expose().to_string()));
+    }
     match action {
-        Action::Reboot => reboot(&mut client).await,
-        Action::Sleep => set_conf(&mut client, |c| set_mode(c, MODE_SLEEP), &[]).await,
-        Action::Wake => set_conf(&mut client, |c| set_mode(c, MODE_NORMAL), &[]).await,
-        Action::Pools(wanted) => set_conf(&mut client, |c| set_pools(c, wanted), wanted).await,
-        Action::Light(on) => blink(&mut client, *on).await,
+        Action::Reboot => reboot(&mut client, &secrets).await,
+        Action::Sleep => set_conf(&mut client, |c| set_mode(c, MODE_SLEEP), secrets).await,
+        Action::Wake => set_conf(&mut client, |c| set_mode(c, MODE_NORMAL), secrets).await,
+        Action::Pools(wanted) => set_conf(&mut client, |c| set_pools(c, wanted), secrets).await,
+        Action::Light(on) => blink(&mut client, *on, &secrets).await,
         Action::PowerLevel(_) => Err(unsupported("stock Antminer", action)),
     }
 }
@@ -85,12 +91,12 @@ fn check_pools(wanted: &[PoolSpec]) -> Result<(), ControlError> {
     Ok(())
 }
 
-async fn reboot(client: &mut DigestClient) -> Result<Sent, ControlError> {
+async fn reboot(client: &mut DigestClient, secrets: &[String]) -> Result<Sent, ControlError> {
     match client.request(Method::GET, REBOOT, None).await {
         Ok((status, _)) if status.is_success() => Ok(Sent::Accepted("reboot.cgi accepted".into())),
         Ok((status, body)) => Err(ControlError::Refused(format!(
             "reboot.cgi answered HTTP {status}: {}",
-            snippet(&body, &[])
+            snippet(&body, secrets)
         ))),
         // The miner goes down under the request: expected, confirmed by its uptime later.
         Err(WebError::Dropped(_)) => Ok(Sent::Dropped),
@@ -102,7 +108,7 @@ async fn reboot(client: &mut DigestClient) -> Result<Sent, ControlError> {
 async fn set_conf(
     client: &mut DigestClient,
     change: impl FnOnce(&mut Map<String, Value>) -> Result<String, ControlError>,
-    wanted: &[PoolSpec],
+    mut secrets: Vec<String>,
 ) -> Result<Sent, ControlError> {
     let (status, body) = client
         .request(Method::GET, CONF_GET, None)
@@ -114,6 +120,8 @@ async fn set_conf(
         )));
     }
     let mut conf = parse_conf(&body)?;
+    // The pool passwords the miner holds, which an answer may echo.
+    secrets.extend(conf_passwords(&conf));
     let done = change(&mut conf)?;
     let (out, content_type) = if has_work_mode(&conf) {
         let json = serde_json::to_vec(&Value::Object(conf))
@@ -128,12 +136,21 @@ async fn set_conf(
     let (status, body) = client
         .request(Method::POST, CONF_SET, Some((&out, content_type)))
         .await
-        .map_err(|e| e.into_control("set_miner_conf.cgi"))?;
-    match conf_answer(status, &body) {
+        .map_err(|e| match e {
+            // Nothing reached the miner, or it refused the login: nothing changed.
+            WebError::Unreachable(_) | WebError::Other(ControlError::Auth(_)) => {
+                e.into_control("set_miner_conf.cgi")
+            }
+            // The conf went out; the answer did not come back whole.
+            e => e.into_control("set_miner_conf.cgi").in_step(true, |m| {
+                format!("{m}; the conf was sent, whether the miner saved it is unknown")
+            }),
+        })?;
+    match conf_answer(status, &body, &secrets) {
         Ok(()) => Ok(Sent::Accepted(done)),
         Err(why) => Err(ControlError::Refused(format!(
             "set_miner_conf.cgi: {}",
-            scrub(&why, wanted)
+            scrub(&why, &secrets)
         ))),
     }
 }
@@ -149,8 +166,20 @@ fn parse_conf(body: &[u8]) -> Result<Map<String, Value>, ControlError> {
     }
 }
 
+/// The non-empty pool passwords of a conf.
+fn conf_passwords(conf: &Map<String, Value>) -> Vec<String> {
+    conf.get("pools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("pass")?.as_str())
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Success is `{"stats":"success"}` / code `M000` on newer firmware, the bare `ok` on older.
-fn conf_answer(status: StatusCode, body: &[u8]) -> Result<(), String> {
+fn conf_answer(status: StatusCode, body: &[u8], secrets: &[String]) -> Result<(), String> {
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
@@ -166,7 +195,7 @@ fn conf_answer(status: StatusCode, body: &[u8]) -> Result<(), String> {
             v["msg"].as_str().unwrap_or("refused"),
             v["code"].as_str().unwrap_or("?")
         )),
-        Err(_) => Err(format!("unexpected answer: {}", snippet(body, &[]))),
+        Err(_) => Err(format!("unexpected answer: {}", snippet(body, secrets))),
     }
 }
 
@@ -244,7 +273,11 @@ fn set_pools(conf: &mut Map<String, Value>, wanted: &[PoolSpec]) -> Result<Strin
     Ok(format!("conf saved with pools {}", urls.join(", ")))
 }
 
-async fn blink(client: &mut DigestClient, on: bool) -> Result<Sent, ControlError> {
+async fn blink(
+    client: &mut DigestClient,
+    on: bool,
+    secrets: &[String],
+) -> Result<Sent, ControlError> {
     let body = json!({"blink": if on { "true" } else { "false" }}).to_string();
     let (status, answer) = client
         .request(
@@ -267,24 +300,34 @@ async fn blink(client: &mut DigestClient, on: bool) -> Result<Sent, ControlError
         }
         _ => Err(ControlError::Refused(format!(
             "blink.cgi answered HTTP {status}: {}",
-            snippet(&answer, &[])
+            snippet(&answer, secrets)
         ))),
     }
 }
 
-/// The start of a body, for an error message, without pool passwords.
-fn snippet(body: &[u8], wanted: &[PoolSpec]) -> String {
-    let text: String = String::from_utf8_lossy(body).chars().take(120).collect();
-    scrub(text.trim(), wanted)
+/// The start of a body, for an error message, without a secret. Scrubbed before it is cut:
+/// a password across the cut would otherwise show its first characters.
+fn snippet(body: &[u8], secrets: &[String]) -> String {
+    let text = scrub(String::from_utf8_lossy(body).trim(), secrets);
+    text.chars()
+        .take(120)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
-fn scrub(text: &str, wanted: &[PoolSpec]) -> String {
+/// `text` without any of `secrets` (longest first, so that one password inside another
+/// leaves nothing of the longer one). The customary pool password `x` is no secret.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty() && *s != "x")
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = text.to_string();
-    for p in wanted {
-        let pass = p.pass.expose();
-        if !pass.is_empty() {
-            out = out.replace(pass, "***");
-        }
+    for s in secrets {
+        out = out.replace(s, "***");
     }
     out
 }
@@ -396,22 +439,24 @@ mod tests {
     fn set_conf_answers_of_both_generations() {
         // Older firmware answers the bare `ok` (the S19 Pro capture).
         let ok = crate::miner::tests::raw("fixtures/antminer/S19-Pro_set_miner_conf.json");
-        assert_eq!(conf_answer(StatusCode::OK, &ok), Ok(()));
+        assert_eq!(conf_answer(StatusCode::OK, &ok, &[]), Ok(()));
         assert_eq!(
             conf_answer(
                 StatusCode::OK,
-                br#"{"stats":"success","code":"M000","msg":"OK!"}"#
+                br#"{"stats":"success","code":"M000","msg":"OK!"}"#,
+                &[]
             ),
             Ok(())
         );
         let e = conf_answer(
             StatusCode::OK,
             br#"{"stats":"error","code":"M001","msg":"bad"}"#,
+            &[],
         )
         .unwrap_err();
         assert_eq!(e, "bad (code M001)");
-        assert!(conf_answer(StatusCode::INTERNAL_SERVER_ERROR, b"ok").is_err());
-        assert!(conf_answer(StatusCode::OK, b"<html>").is_err());
+        assert!(conf_answer(StatusCode::INTERNAL_SERVER_ERROR, b"ok", &[]).is_err());
+        assert!(conf_answer(StatusCode::OK, b"<html>", &[]).is_err());
     }
 
     #[test]
@@ -420,6 +465,205 @@ mod tests {
         for bad in [&b"ok"[..], b"{}", b"[1]", b"{\"pools\":1}"] {
             let e = parse_conf(bad).unwrap_err().to_string();
             assert!(e.contains("nothing changed"), "{e}");
+        }
+    }
+
+    mod hostile {
+        use super::super::super::web_digest::fake::{challenge, http, server, Reply};
+        use super::*;
+        use crate::config::Secret;
+
+        const WEB_PASS: &str = "web-s3cret-pw";
+        const OLD_POOL_PASS: &str = "old-pool-s3cret-password";
+        const NEW_POOL_PASS: &str = "new-pool-s3cret-password";
+
+        fn creds(user: &str, port: u16) -> Credentials {
+            Credentials {
+                username: Some(user.into()),
+                password: Some(Secret::new(WEB_PASS)),
+                web_port: Some(port),
+            }
+        }
+
+        /// A conf holding a pool whose password is `OLD_POOL_PASS`.
+        fn conf_body() -> String {
+            format!(
+                "\n\n{{\n  \"pools\": [\n    {{\"url\": \"stratum+tcp://old:3333\", \"user\": \"w\", \"pass\": \"{OLD_POOL_PASS}\"}}\n  ],\n  \"bitmain-work-mode\": \"0\"\n}}\n"
+            )
+        }
+
+        /// A stock Antminer: challenge first, then `conf` for get_miner_conf and `set` for
+        /// everything else.
+        async fn antminer(
+            set: impl Fn(&str) -> Reply + Send + Sync + 'static,
+        ) -> (SocketAddr, super::super::super::web_digest::fake::Seen) {
+            server(move |_, req| {
+                if !req.contains("[auth]") {
+                    challenge("")
+                } else if req.contains(CONF_GET) {
+                    http("200 OK", &[], &conf_body())
+                } else {
+                    set(req)
+                }
+            })
+            .await
+        }
+
+        async fn run(addr: SocketAddr, action: Action) -> Result<Sent, ControlError> {
+            let rpc = SocketAddr::new(addr.ip(), 4028);
+            execute(
+                rpc,
+                &action,
+                &creds("root", addr.port()),
+                Duration::from_secs(1),
+            )
+            .await
+        }
+
+        fn no_secret(text: &str) {
+            for s in [WEB_PASS, OLD_POOL_PASS, NEW_POOL_PASS] {
+                // Not even the start of one.
+                assert!(!text.contains(&s[..8]), "{s} in {text}");
+            }
+        }
+
+        fn pools() -> Action {
+            Action::Pools(vec![PoolSpec::new(
+                "stratum+tcp://new:3333",
+                "farm.w1",
+                NEW_POOL_PASS,
+            )])
+        }
+
+        #[tokio::test]
+        async fn a_refusal_echoing_the_conf_carries_no_pool_password() {
+            // Sleeping posts the conf back with the miner's own pool password; the answer
+            // quotes what it got.
+            let (addr, seen) = antminer(|req| {
+                let body = req.split_once("\n\n").unwrap().1.to_string();
+                let answer =
+                    json!({"stats": "error", "code": "M001", "msg": format!("bad conf {body}")});
+                http("200 OK", &[], &answer.to_string())
+            })
+            .await;
+            let e = run(addr, Action::Sleep).await.unwrap_err().to_string();
+            assert!(
+                e.starts_with("miner refused: set_miner_conf.cgi: bad conf"),
+                "{e}"
+            );
+            no_secret(&e);
+            // The password did go to the miner, in the conf.
+            assert!(seen
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.contains(OLD_POOL_PASS)));
+        }
+
+        #[tokio::test]
+        async fn a_password_across_the_cut_of_an_html_page_does_not_show() {
+            // An HTML error page quoting the posted conf, the new password across the
+            // 120-character cut of the snippet.
+            let (addr, _) = antminer(|_| {
+                let page = format!(
+                    "<html><body>{}{NEW_POOL_PASS} {WEB_PASS}</body></html>",
+                    "e".repeat(100)
+                );
+                http("200 OK", &[], &page)
+            })
+            .await;
+            let e = run(addr, pools()).await.unwrap_err().to_string();
+            assert!(e.contains("unexpected answer: <html>"), "{e}");
+            no_secret(&e);
+        }
+
+        #[tokio::test]
+        async fn a_conf_post_without_an_answer_is_not_told_as_nothing_changed() {
+            for reply in [
+                || Reply::Close,
+                || Reply::Hang,
+                || Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"st".to_vec()),
+            ] {
+                let (addr, seen) = antminer(move |_| reply()).await;
+                let e = run(addr, pools()).await.unwrap_err();
+                let t = e.to_string();
+                assert!(
+                    t.starts_with("set_miner_conf.cgi: the miner gave no answer"),
+                    "{t}"
+                );
+                assert!(t.contains("whether the miner saved it is unknown"), "{t}");
+                no_secret(&t);
+                assert!(seen
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r.starts_with("POST /cgi-bin/set_miner_conf.cgi HTTP/1.1 [auth]")));
+            }
+        }
+
+        #[tokio::test]
+        async fn odd_confs_are_not_written_back() {
+            for conf in [
+                r#"{"pools": {"url": "a"}}"#,
+                r#"{"pools": null}"#,
+                "<html>500 Internal Server Error</html>",
+                "",
+                "\u{feff}{\"pools\": []}",
+            ] {
+                let (addr, seen) = server(move |_, req| {
+                    if req.contains("[auth]") {
+                        http("200 OK", &[], conf)
+                    } else {
+                        challenge("")
+                    }
+                })
+                .await;
+                let e = run(addr, Action::Sleep).await.unwrap_err().to_string();
+                assert!(e.contains("nothing changed"), "{conf}: {e}");
+                assert!(
+                    !seen.lock().unwrap().iter().any(|r| r.contains(CONF_SET)),
+                    "{conf}: nothing posted"
+                );
+            }
+            // Pool entries of any shape, extra keys: kept as they were, mode changed.
+            let odd =
+                r#"{"pools":[{"url":1,"pass":null},"x"],"extra":{"a":[1,2]},"miner-mode":"0"}"#;
+            let (addr, seen) = server(move |_, req| {
+                if !req.contains("[auth]") {
+                    challenge("")
+                } else if req.contains(CONF_GET) {
+                    http("200 OK", &[], odd)
+                } else {
+                    http("200 OK", &[], "ok")
+                }
+            })
+            .await;
+            assert_eq!(
+                run(addr, Action::Sleep).await.unwrap(),
+                Sent::Accepted("miner-mode set to 1".into())
+            );
+            let posted = seen.lock().unwrap().last().unwrap().clone();
+            let posted: Value = serde_json::from_str(posted.split_once("\n\n").unwrap().1).unwrap();
+            assert_eq!(
+                posted,
+                json!({"pools":[{"url":1,"pass":null},"x"],"extra":{"a":[1,2]},"miner-mode":"1"})
+            );
+        }
+
+        #[tokio::test]
+        async fn a_reboot_login_no_header_can_carry_is_not_reported_as_sent() {
+            let (addr, seen) = server(|_, _| challenge("")).await;
+            let rpc = SocketAddr::new(addr.ip(), 4028);
+            let r = execute(
+                rpc,
+                &Action::Reboot,
+                &creds("ro\not", addr.port()),
+                Duration::from_secs(1),
+            )
+            .await;
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("nothing was sent"), "{e}");
+            assert_eq!(seen.lock().unwrap().len(), 1);
         }
     }
 }

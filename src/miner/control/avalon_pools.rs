@@ -115,16 +115,19 @@ pub(super) fn setpool_parameter(
 /// `text` without the worker password line the firmware echoes, and without any password
 /// of the command.
 fn clean(text: &str, wanted: &[PoolSpec], creds: &Credentials) -> String {
+    // Each line up to the echo, wherever it starts (a one-line answer has it mid-line).
     let kept: Vec<&str> = text
         .lines()
-        .filter(|l| {
-            !l.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("workerpassword")
+        .map(|l| match l.to_ascii_lowercase().find("workerpassword") {
+            Some(at) => &l[..at],
+            None => l,
         })
         .collect();
     let mut out = scrub(&kept.join(" "), wanted);
     let (_, pass) = login(creds);
+    // As in the parameter (after a comma) whatever its length; elsewhere from 4 characters,
+    // as a shorter one would match inside ordinary words.
+    out = out.replace(&format!(",{pass}"), ",***");
     if pass.chars().count() >= 4 {
         out = out.replace(&pass, "***");
     }
@@ -165,13 +168,29 @@ async fn setpool(
             other => other,
         });
     }
-    if msg.to_ascii_lowercase().contains("success") {
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("success") && !lower.contains("unsuccess") {
         Ok(SetPool::Saved)
     } else {
         Err(ControlError::Refused(format!(
             "the miner did not confirm the pool: {}",
             clean(&msg, wanted, creds)
         )))
+    }
+}
+
+/// What was saved when the setpool of `slot` failed with `e`: a request that went out and
+/// got no readable answer may have been saved.
+fn after(slot: usize, e: &ControlError, saved: &[String]) -> String {
+    match e {
+        ControlError::Protocol(_) if saved.is_empty() => {
+            format!("whether slot {slot} was saved is unknown; not rebooted")
+        }
+        ControlError::Protocol(_) => format!(
+            "whether slot {slot} was saved is unknown; {}",
+            so_far(saved)
+        ),
+        _ => so_far(saved),
     }
 }
 
@@ -207,10 +226,34 @@ pub(super) async fn replace(
                     so_far(&saved)
                 )))
             }
-            Err(e) => return Err(with_step(e, &step, &so_far(&saved))),
+            Err(e) => {
+                let done = after(slot, &e, &saved);
+                return Err(with_step(e, &step, &done));
+            }
         }
     }
-    reboot(w, &saved).await
+    // The miner will still serve the pools of the slots not written: say so.
+    let kept = match SLOTS - wanted.len() {
+        0 => String::new(),
+        1 => format!(
+            "; slot {} keeps the pool it had (setpool cannot empty a slot)",
+            SLOTS - 1
+        ),
+        _ => format!(
+            "; slots {}-{} keep the pools they had (setpool cannot empty a slot)",
+            wanted.len(),
+            SLOTS - 1
+        ),
+    };
+    with_note(reboot(w, &saved).await, &kept)
+}
+
+/// A success message with `note` appended.
+fn with_note(sent: Result<Sent, ControlError>, note: &str) -> Result<Sent, ControlError> {
+    match sent {
+        Ok(Sent::Accepted(m)) => Ok(Sent::Accepted(format!("{m}{note}"))),
+        other => other,
+    }
 }
 
 /// The miner refused the slot form: older firmware (one pool, no slot) or a wrong login.
@@ -229,21 +272,26 @@ async fn older_firmware(
     }
     let pool = &wanted[0];
     match setpool(w, wanted, creds, None, pool).await {
-        Ok(SetPool::Saved) => {
+        Ok(SetPool::Saved) => with_note(
             reboot(
                 w,
                 &[format!("pool {} (older setpool form)", pool.url.trim())],
             )
-            .await
-        }
+            .await,
+            "; the other pools stay as they were (the older form sets the first pool only)",
+        ),
         Ok(SetPool::Failed) => Err(ControlError::Refused(format!(
             "`setpool` answered `failed` in both forms: {login_hint}; nothing changed on the miner"
         ))),
-        Err(e) => Err(with_step(
-            e,
-            "`setpool` (older form)",
-            "nothing changed on the miner",
-        )),
+        Err(e) => {
+            let done = match e {
+                ControlError::Protocol(_) => {
+                    "whether the first pool was saved is unknown; not rebooted"
+                }
+                _ => "nothing changed on the miner",
+            };
+            Err(with_step(e, "`setpool` (older form)", done))
+        }
     }
 }
 
@@ -280,6 +328,7 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use crate::miner::repair::parse_reply;
+    use serde_json::json;
 
     fn spec(url: &str, user: &str, pass: &str) -> PoolSpec {
         PoolSpec::new(url, user, pass)
@@ -377,5 +426,240 @@ mod tests {
         .unwrap();
         let e = check_status(&v).unwrap_err();
         assert_eq!((e.msg.as_str(), e.code), ("failed", None));
+    }
+
+    /// How the fake Avalon answers one request.
+    enum Reply {
+        Text(String),
+        Close,
+        Hang,
+    }
+
+    /// An Avalon on 127.0.0.1 answering request `n` (one per connection) with
+    /// `answer(n, parameter)`; records each parameter.
+    async fn avalon(
+        answer: impl Fn(usize, &str) -> Reply + Send + Sync + 'static,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.ends_with(b"}") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let v: Value = serde_json::from_slice(&req).unwrap();
+                let param = v["parameter"].as_str().unwrap_or("").to_string();
+                let n = {
+                    let mut l = log.lock().unwrap();
+                    l.push(param.clone());
+                    l.len() - 1
+                };
+                match answer(n, &param) {
+                    Reply::Text(t) => {
+                        let mut out = t.into_bytes();
+                        out.push(0);
+                        let _ = sock.write_all(&out).await;
+                    }
+                    Reply::Close => {}
+                    Reply::Hang => {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                            drop(sock);
+                        });
+                    }
+                }
+            }
+        });
+        (addr, seen)
+    }
+
+    fn saved_reply() -> Reply {
+        Reply::Text(
+            String::from_utf8(crate::miner::tests::raw(
+                "fixtures/avalon/Avalon1047-old_ascset_0_setpool_v2.json",
+            ))
+            .unwrap(),
+        )
+    }
+
+    fn two() -> Vec<PoolSpec> {
+        vec![
+            spec("stratum+tcp://a:3333", "w.1", "s3cret-pool-pw"),
+            spec("stratum+tcp://b:3333", "w.2", "s3cret-pool-pw"),
+        ]
+    }
+
+    async fn run(
+        answer: impl Fn(usize, &str) -> Reply + Send + Sync + 'static,
+        wanted: &[PoolSpec],
+        c: &Credentials,
+    ) -> (Result<Sent, ControlError>, Vec<String>) {
+        let (addr, seen) = avalon(answer).await;
+        let w = Wire::new(addr, std::time::Duration::from_millis(500));
+        let r = replace(&w, wanted, c).await;
+        let seen = seen.lock().unwrap().clone();
+        (r, seen)
+    }
+
+    #[tokio::test]
+    async fn slot_0_saved_then_slot_1_failed_says_what_was_saved_and_does_not_reboot() {
+        let (r, seen) = run(
+            |n, _| match n {
+                0 => saved_reply(),
+                _ => Reply::Text("failed".into()),
+            },
+            &two(),
+            &creds(None, Some("web-s3cret")),
+        )
+        .await;
+        let e = r.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "miner refused: `setpool` of slot 1 (stratum+tcp://b:3333): the miner answered \
+             `failed`; saved slot 0 (stratum+tcp://a:3333) (applied only at the next reboot; \
+             not rebooted)"
+        );
+        assert_eq!(seen.len(), 2, "no reboot: {seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_setpool_without_an_answer_is_not_told_as_nothing_changed() {
+        for (n_drop, hang) in [(0, false), (0, true), (1, false)] {
+            let (r, seen) = run(
+                move |n, _| match n {
+                    n if n == n_drop && hang => Reply::Hang,
+                    n if n == n_drop => Reply::Close,
+                    _ => saved_reply(),
+                },
+                &two(),
+                &creds(None, None),
+            )
+            .await;
+            let e = r.unwrap_err().to_string();
+            assert!(!e.contains("nothing changed"), "{e}");
+            assert!(
+                e.contains(&format!("whether slot {n_drop} was saved is unknown")),
+                "{e}"
+            );
+            if n_drop == 1 {
+                assert!(e.contains("saved slot 0 (stratum+tcp://a:3333)"), "{e}");
+            }
+            assert!(e.contains("not rebooted"), "{e}");
+            assert_eq!(seen.len(), n_drop + 1, "stopped at the drop: {seen:?}");
+        }
+        // The older form, same.
+        let (r, _) = run(
+            |n, _| match n {
+                0 => Reply::Text("failed".into()),
+                _ => Reply::Close,
+            },
+            &two()[..1],
+            &creds(None, None),
+        )
+        .await;
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("whether the first pool was saved is unknown")
+                && !e.contains("nothing changed"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn short_passwords_echoed_mid_line_never_leave() {
+        // A one-line refusal quoting the parameter: web password "pw1", pool password "123".
+        let wanted = [spec("stratum+tcp://a:3333", "w.1", "123")];
+        let (r, _) = run(
+            |_, param| {
+                Reply::Text(
+                    json!({"STATUS": [{"STATUS": "E", "When": 1, "Code": 14,
+                        "Msg": format!("bad setpool {param} worker w.1 workerpassword is 123")}]})
+                    .to_string(),
+                )
+            },
+            &wanted,
+            &creds(Some("root"), Some("pw1")),
+        )
+        .await;
+        let e = r.unwrap_err().to_string();
+        assert!(e.starts_with("miner refused: `setpool` of slot 0"), "{e}");
+        assert!(!e.contains("pw1") && !e.contains("123"), "{e}");
+        assert!(e.contains("bad setpool 0,setpool,root,***"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn unsuccessful_is_not_success() {
+        let (r, seen) = run(
+            |_, _| {
+                Reply::Text(
+                    json!({"STATUS": [{"STATUS": "I", "When": 1, "Code": 118,
+                        "Msg": "ASC 0 set info: pool set unsuccessful"}]})
+                    .to_string(),
+                )
+            },
+            &two()[..1],
+            &creds(None, None),
+        )
+        .await;
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("did not confirm the pool: ASC 0 set info: pool set unsuccessful")
+                && e.contains("nothing changed"),
+            "{e}"
+        );
+        assert_eq!(seen.len(), 1, "no reboot");
+    }
+
+    #[tokio::test]
+    async fn success_says_which_slots_keep_their_old_pools() {
+        let ok = |n: usize, _: &str| match n {
+            // setpools, then the reboot closing without a reply.
+            n if n < 3 => saved_reply(),
+            _ => Reply::Close,
+        };
+        let (r, seen) = run(ok, &two(), &creds(None, None)).await;
+        assert_eq!(
+            r.unwrap(),
+            Sent::Accepted(
+                "saved slot 0 (stratum+tcp://a:3333), slot 1 (stratum+tcp://b:3333); reboot \
+                 sent to apply them; slot 2 keeps the pool it had (setpool cannot empty a slot)"
+                    .into()
+            )
+        );
+        assert_eq!(seen.last().unwrap(), "0,reboot,0");
+        let (r, _) = run(ok, &two()[..1], &creds(None, None)).await;
+        let Ok(Sent::Accepted(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(
+            m.ends_with("; slots 1-2 keep the pools they had (setpool cannot empty a slot)"),
+            "{m}"
+        );
+        // Older firmware sets the first pool only.
+        let (r, _) = run(
+            |n, _| match n {
+                0 => Reply::Text("failed".into()),
+                1 => saved_reply(),
+                _ => Reply::Close,
+            },
+            &two()[..1],
+            &creds(None, None),
+        )
+        .await;
+        let Ok(Sent::Accepted(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(m.contains("other pools stay as they were"), "{m}");
     }
 }
