@@ -90,18 +90,34 @@ fn target(args: &Value) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-fn credentials(args: &Value) -> Credentials {
-    Credentials {
-        username: text(args, "username").map(str::to_string),
-        password: args
-            .get("password")
-            .and_then(Value::as_str)
-            .map(Secret::new),
-        // Foreman's `port` is the miner's web port (its `apiPort` the RPC one).
-        web_port: int(args, "port")
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0),
-    }
+/// The login and web port a command carries. Present but unusable is an error: falling back
+/// to the factory login or port 80 would act with what the sender did not ask for.
+fn credentials(args: &Value) -> Result<Credentials, String> {
+    let password = match args.get("password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Secret::new(s.as_str())),
+        Some(_) => return Err("`password` is not a string".into()),
+    };
+    let username = match args.get("username") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(_)) => text(args, "username").map(str::to_string),
+        Some(_) => return Err("`username` is not a string".into()),
+    };
+    // Foreman's `port` is the miner's web port (its `apiPort` the RPC one).
+    let web_port = match args.get("port") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(
+            int(args, "port")
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+                .ok_or("`port` is not a port")?,
+        ),
+    };
+    Ok(Credentials {
+        username,
+        password,
+        web_port,
+    })
 }
 
 fn pools(args: &Value) -> Result<Vec<PoolSpec>, String> {
@@ -131,7 +147,7 @@ pub fn parse(command: &str, args: &Value) -> Result<Job, String> {
         Ok(Job::Control(Control {
             target: target(args)?,
             kind,
-            creds: credentials(args),
+            creds: credentials(args)?,
             deadline: int(args, "deadlineMillis")
                 .filter(|ms| *ms > 0)
                 .map(|ms| Duration::from_millis(ms as u64)),
@@ -213,5 +229,30 @@ mod tests {
             .unwrap_err()
             .contains("unknown"));
         assert!(parse("reboot", &json!({"ip":"miner-7"})).is_err());
+    }
+
+    #[test]
+    fn a_login_or_web_port_that_cannot_be_used_is_refused_not_replaced() {
+        let reboot = |extra: Value| {
+            let mut args = json!({"ip": "127.1.0.5"});
+            if let (Some(a), Some(e)) = (args.as_object_mut(), extra.as_object()) {
+                a.extend(e.clone());
+            }
+            parse("reboot", &args)
+        };
+        let Ok(Job::Control(c)) = reboot(json!({"port": "8080", "username": "root"})) else {
+            panic!("control")
+        };
+        assert_eq!(c.creds.web_port, Some(8080));
+        assert_eq!(c.creds.username.as_deref(), Some("root"));
+        for (bad, why) in [
+            (json!({"password": 1234}), "`password` is not a string"),
+            (json!({"username": ["root"]}), "`username` is not a string"),
+            (json!({"port": 0}), "`port` is not a port"),
+            (json!({"port": "http"}), "`port` is not a port"),
+            (json!({"port": 70000}), "`port` is not a port"),
+        ] {
+            assert_eq!(reboot(bad.clone()).err().as_deref(), Some(why), "{bad}");
+        }
     }
 }

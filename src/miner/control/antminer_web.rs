@@ -469,9 +469,9 @@ mod tests {
     }
 
     mod hostile {
-        use super::super::super::web_digest::fake::{challenge, http, server, Reply};
         use super::*;
         use crate::config::Secret;
+        use crate::miner::web_digest::fake::{challenge, http, server, Reply};
 
         const WEB_PASS: &str = "web-s3cret-pw";
         const OLD_POOL_PASS: &str = "old-pool-s3cret-password";
@@ -496,7 +496,7 @@ mod tests {
         /// everything else.
         async fn antminer(
             set: impl Fn(&str) -> Reply + Send + Sync + 'static,
-        ) -> (SocketAddr, super::super::super::web_digest::fake::Seen) {
+        ) -> (SocketAddr, crate::miner::web_digest::fake::Seen) {
             server(move |_, req| {
                 if !req.contains("[auth]") {
                     challenge("")
