@@ -325,6 +325,7 @@ fn with_step(e: ControlError, step: &str, done: &str) -> ControlError {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::fake_miner::{scripted, Reply};
     use super::*;
     use crate::config::Secret;
     use crate::miner::repair::parse_reply;
@@ -428,62 +429,6 @@ mod tests {
         assert_eq!((e.msg.as_str(), e.code), ("failed", None));
     }
 
-    /// How the fake Avalon answers one request.
-    enum Reply {
-        Text(String),
-        Close,
-        Hang,
-    }
-
-    /// An Avalon on 127.0.0.1 answering request `n` (one per connection) with
-    /// `answer(n, parameter)`; records each parameter.
-    async fn avalon(
-        answer: impl Fn(usize, &str) -> Reply + Send + Sync + 'static,
-    ) -> (
-        std::net::SocketAddr,
-        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    ) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !req.ends_with(b"}") {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let v: Value = serde_json::from_slice(&req).unwrap();
-                let param = v["parameter"].as_str().unwrap_or("").to_string();
-                let n = {
-                    let mut l = log.lock().unwrap();
-                    l.push(param.clone());
-                    l.len() - 1
-                };
-                match answer(n, &param) {
-                    Reply::Text(t) => {
-                        let mut out = t.into_bytes();
-                        out.push(0);
-                        let _ = sock.write_all(&out).await;
-                    }
-                    Reply::Close => {}
-                    Reply::Hang => {
-                        tokio::spawn(async move {
-                            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-                            drop(sock);
-                        });
-                    }
-                }
-            }
-        });
-        (addr, seen)
-    }
-
     fn saved_reply() -> Reply {
         Reply::Text(
             String::from_utf8(crate::miner::tests::raw(
@@ -500,16 +445,23 @@ mod tests {
         ]
     }
 
+    /// `replace` against an Avalon answering request `n` with `answer(n, parameter)`; the
+    /// `ascset` parameters it saw.
     async fn run(
         answer: impl Fn(usize, &str) -> Reply + Send + Sync + 'static,
         wanted: &[PoolSpec],
         c: &Credentials,
     ) -> (Result<Sent, ControlError>, Vec<String>) {
-        let (addr, seen) = avalon(answer).await;
+        let (addr, seen) = scripted(move |n, _, param| answer(n, param)).await;
         let w = Wire::new(addr, std::time::Duration::from_millis(500));
         let r = replace(&w, wanted, c).await;
-        let seen = seen.lock().unwrap().clone();
-        (r, seen)
+        let params = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.split_once('|').map_or(s.as_str(), |(_, p)| p).to_string())
+            .collect();
+        (r, params)
     }
 
     #[tokio::test]

@@ -330,6 +330,7 @@ pub(super) async fn replace(w: &Wire, wanted: &[PoolSpec]) -> Result<Sent, Contr
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake_miner::{scripted, Reply};
     use super::*;
 
     fn spec(url: &str, user: &str, pass: &str) -> PoolSpec {
@@ -461,41 +462,15 @@ mod tests {
         );
     }
 
-    /// A miner on 127.0.0.1 answering one request per connection with `answer(command,
-    /// parameter)` (then a NUL, then closing); records `command|parameter` of each request.
+    /// A miner answering each request with `answer(command, parameter)`; records
+    /// `command|parameter` of each request.
     async fn miner(
         answer: impl Fn(&str, &str) -> Value + Send + Sync + 'static,
     ) -> (
         std::net::SocketAddr,
         std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     ) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !req.ends_with(b"}") {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let v: Value = serde_json::from_slice(&req).unwrap();
-                let (cmd, param) = (
-                    v["command"].as_str().unwrap_or(""),
-                    v["parameter"].as_str().unwrap_or(""),
-                );
-                log.lock().unwrap().push(format!("{cmd}|{param}"));
-                let mut out = answer(cmd, param).to_string().into_bytes();
-                out.push(0);
-                let _ = sock.write_all(&out).await;
-            }
-        });
-        (addr, seen)
+        scripted(move |_, cmd, param| Reply::from(answer(cmd, param))).await
     }
 
     fn st(letter: &str, code: i64, msg: &str) -> Value {

@@ -12,6 +12,8 @@ mod avalon;
 mod avalon_pools;
 mod braiins;
 mod cgminer_pools;
+#[cfg(test)]
+mod fake_miner;
 mod luxos;
 mod whatsminer;
 mod whatsminer_v3;
