@@ -127,6 +127,11 @@ pub struct MqttConfig {
     /// MQTT keep-alive: a silent (half-open) connection is replaced after about 1.5 times this.
     #[serde(default = "defaults::mqtt_keep_alive", deserialize_with = "duration")]
     pub keep_alive: Duration,
+    /// Keep the broker session across disconnects (MQTT clean session off): the broker
+    /// queues commands sent while the agent is away and delivers them when it is back. Then
+    /// every command must carry `issued_at`, so one queued for days is refused as stale.
+    #[serde(default)]
+    pub persistent_session: bool,
     /// Publish Home Assistant discovery for every miner.
     #[serde(default)]
     pub home_assistant: bool,

@@ -2,7 +2,8 @@
 //! a free loopback port. Metrics and availability per miner, retained agent status with a last
 //! will, a broker outage that neither stops Foreman uploads nor the reconnect, commands over
 //! MQTT that run once and report truthfully across broker restarts, refusals, and a half-open
-//! connection replaced thanks to keep-alive.
+//! connection replaced thanks to keep-alive, and a persistent session that keeps commands sent
+//! while the agent was away.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -710,5 +711,53 @@ async fn a_half_open_connection_is_replaced_by_keep_alive() {
         "the dead connection was noticed"
     );
     eprintln!("half-open connection replaced after {replaced_after:?}");
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_session_runs_commands_sent_while_the_agent_was_away() {
+    let site = reboot_site(Ipv4Addr::new(127, 95, 0, 1), 1.0).await;
+    let miners = site.fleet.miners();
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(broker_dir.path(), port);
+    let config = command_config(
+        &site,
+        port,
+        true,
+        "commands = true\npersistent_session = true",
+    );
+    let daemon = Daemon::spawn(&config, "daemon.log");
+    wait_online(port).await;
+    let (got, _task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The agent stops (an upgrade, say); commands are sent while it is away.
+    assert!(daemon.terminate().await.success());
+    let status = format!("{PREFIX}/status");
+    assert_eq!(retained(port, &status).await.as_deref(), Some("offline"));
+    send(&client, &reboot_command("p-1", miners[0].addr)).await;
+    let undated = serde_json::json!({
+        "id": "p-2",
+        "command": "reboot",
+        "args": {"ip": miners[1].addr.ip().to_string(), "apiPort": miners[1].addr.port()},
+    });
+    send(&client, &undated.to_string()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(states(&got, "p-1").is_empty(), "nobody took p-1 yet");
+
+    // Back: the broker hands over what it queued.
+    let daemon = Daemon::spawn(&config, "daemon-again.log");
+    let done = final_status(&got, "p-1", Duration::from_secs(40)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(site.fleet.reboots(miners[0].addr), 1);
+    // Without issued_at a queued command could be days old: refused, never run.
+    let refused = final_status(&got, "p-2", Duration::from_secs(10)).await;
+    assert_eq!(refused["state"], "refused", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("issued_at"),
+        "{refused}"
+    );
+    assert_eq!(site.fleet.reboots(miners[1].addr), 0);
     drop(daemon);
 }

@@ -6,7 +6,9 @@
 //! through [`super::acks`].
 //!
 //! Refused without being recorded: everything while `mqtt.commands` is off, retained
-//! commands (the broker would replay them on every reconnect), and stale or expired ones.
+//! commands (the broker would replay them on every reconnect), stale or expired ones, and,
+//! with a persistent session, ones without `issued_at` (the broker may have queued them for
+//! days while the agent was away, and MQTT 3.1.1 does not say which messages were queued).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,10 +51,21 @@ enum Refusal {
     Refused { id: String, reason: String },
 }
 
+/// Which commands are taken.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// `mqtt.commands` is on (and the agent has a command path).
+    pub enabled: bool,
+    /// `mqtt.command_max_age`: older `issued_at` is stale.
+    pub max_age: Duration,
+    /// A persistent session: the broker queues commands while the agent is away.
+    pub require_issued_at: bool,
+}
+
 pub struct CommandInbox {
     pub runner: Option<Arc<Runner>>,
     pub topics: Topics,
-    pub max_age: Duration,
+    pub policy: Policy,
     pub link: watch::Receiver<Option<Link>>,
     pub stats: Arc<super::MqttStats>,
 }
@@ -67,7 +80,7 @@ impl CommandInbox {
                     None => return,
                 },
             };
-            match check(&publish, self.runner.is_some(), self.max_age, Utc::now()) {
+            match check(&publish, self.policy, Utc::now()) {
                 Ok(command) => self.accept(command).await,
                 Err(refusal) => self.refuse(refusal),
             }
@@ -137,12 +150,7 @@ struct Accepted {
 }
 
 /// Decides whether a message is a command this agent takes.
-fn check(
-    publish: &Publish,
-    enabled: bool,
-    max_age: Duration,
-    now: DateTime<Utc>,
-) -> Result<Accepted, Refusal> {
+fn check(publish: &Publish, policy: Policy, now: DateTime<Utc>) -> Result<Accepted, Refusal> {
     let incoming: Incoming = serde_json::from_slice(&publish.payload).map_err(|e| {
         Refusal::Malformed(format!("not a command (JSON with id, command, args): {e}"))
     })?;
@@ -169,7 +177,7 @@ fn check(
         id: id.clone(),
         reason,
     };
-    if !enabled {
+    if !policy.enabled {
         return Err(refused(
             "commands over MQTT are disabled on this pickaxe (mqtt.commands = false)".into(),
         ));
@@ -186,13 +194,17 @@ fn check(
     }
     if let Some(issued) = incoming.issued_at {
         let age = now.signed_duration_since(issued);
-        if age.to_std().is_ok_and(|age| age > max_age) {
+        if age.to_std().is_ok_and(|age| age > policy.max_age) {
             return Err(refused(format!(
                 "stale: issued {}s ago, more than mqtt.command_max_age ({}s)",
                 age.num_seconds(),
-                max_age.as_secs()
+                policy.max_age.as_secs()
             )));
         }
+    } else if policy.require_issued_at {
+        return Err(refused(
+            "`issued_at` is required with mqtt.persistent_session: the broker may have queued this command while the agent was away".into(),
+        ));
     }
     if incoming.command.trim().is_empty() {
         return Err(refused("`command` is empty".into()));
@@ -225,6 +237,14 @@ mod tests {
 
     const MAX_AGE: Duration = Duration::from_secs(300);
 
+    fn policy(enabled: bool) -> Policy {
+        Policy {
+            enabled,
+            max_age: MAX_AGE,
+            require_issued_at: false,
+        }
+    }
+
     #[test]
     fn a_foreman_shaped_command_is_taken() {
         let c = check(
@@ -232,8 +252,7 @@ mod tests {
                 r#"{"id":"r-1","command":"reboot","args":{"ip":"127.1.0.5"},"issued_at":"2026-12-03T11:59:00Z"}"#,
                 false,
             ),
-            true,
-            MAX_AGE,
+            policy(true),
             now(),
         )
         .unwrap();
@@ -245,8 +264,7 @@ mod tests {
     fn refusals_name_their_reason() {
         let reason = |body: &str, retain: bool, enabled: bool| match check(
             &message(body, retain),
-            enabled,
-            MAX_AGE,
+            policy(enabled),
             now(),
         )
         .unwrap_err()
@@ -270,6 +288,28 @@ mod tests {
     }
 
     #[test]
+    fn a_persistent_session_takes_only_commands_that_say_when_they_were_issued() {
+        let persistent = Policy {
+            require_issued_at: true,
+            ..policy(true)
+        };
+        let undated = message(r#"{"id":"q-1","command":"reboot","args":{}}"#, false);
+        match check(&undated, persistent, now()) {
+            Err(Refusal::Refused { id, reason }) => {
+                assert_eq!(id, "q-1");
+                assert!(reason.contains("issued_at"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check(&undated, policy(true), now()).is_ok());
+        let dated = message(
+            r#"{"id":"q-2","command":"reboot","issued_at":"2026-12-03T11:58:00Z"}"#,
+            false,
+        );
+        assert!(check(&dated, persistent, now()).is_ok());
+    }
+
+    #[test]
     fn garbage_is_rejected_without_panic() {
         for body in [
             "",
@@ -285,7 +325,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    check(&message(body, false), true, MAX_AGE, now()),
+                    check(&message(body, false), policy(true), now()),
                     Err(Refusal::Malformed(_))
                 ),
                 "{body:?}"

@@ -4,8 +4,9 @@
 //! that died is dropped with it, so stale live messages are never delivered long after a
 //! reconnect (the durable command results are re-sent from SQLite instead). Between attempts
 //! it waits with exponential backoff and jitter, which rumqttc does not do by itself. On each
-//! ConnAck it publishes a retained `online`, subscribes again (the session is clean, so the
-//! broker forgot the subscriptions) and hands the new [`Link`] to the other MQTT tasks.
+//! ConnAck it publishes a retained `online`, subscribes again (a clean session, or a
+//! persistent one the broker lost, has no subscriptions) and hands the new [`Link`] to the
+//! other MQTT tasks.
 //! A half-open connection is caught by rumqttc's keep-alive (no PINGRESP → error → replaced).
 
 use std::sync::atomic::Ordering;

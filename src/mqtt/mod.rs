@@ -166,6 +166,7 @@ pub fn spawn(
         url = %mqtt.url,
         prefix = %topics.prefix(),
         commands = runner.is_some(),
+        persistent_session = mqtt.persistent_session,
         home_assistant = mqtt.home_assistant,
         "MQTT enabled."
     );
@@ -193,9 +194,13 @@ pub fn spawn(
     );
     tracker.spawn(
         commands::CommandInbox {
+            policy: commands::Policy {
+                enabled: runner.is_some(),
+                max_age: mqtt.command_max_age,
+                require_issued_at: mqtt.persistent_session,
+            },
             runner,
             topics: topics.clone(),
-            max_age: mqtt.command_max_age,
             link: link_rx.clone(),
             stats: stats.clone(),
         }
@@ -243,7 +248,9 @@ fn options(mqtt: &MqttConfig, pickaxe_id: &str, topics: &Topics) -> anyhow::Resu
         .unwrap_or_else(|| format!("pickaxe-{pickaxe_id}"));
     let mut options = MqttOptions::new(client_id, host, port);
     options.set_keep_alive(mqtt.keep_alive);
-    options.set_clean_session(true);
+    // A persistent session needs the same client id every time; the default one is derived
+    // from the pickaxe id, which never changes.
+    options.set_clean_session(!mqtt.persistent_session);
     options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     options.set_last_will(LastWill::new(
         topics.status(),
