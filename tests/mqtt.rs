@@ -761,3 +761,48 @@ async fn a_persistent_session_runs_commands_sent_while_the_agent_was_away() {
     assert_eq!(site.fleet.reboots(miners[1].addr), 0);
     drop(daemon);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_is_acknowledged_only_once_recorded() {
+    use sqlx::Connection;
+    let site = reboot_site(Ipv4Addr::new(127, 96, 0, 1), 1.0).await;
+    let miner = site.fleet.miners()[0].addr;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(broker_dir.path(), port);
+    let config = command_config(
+        &site,
+        port,
+        true,
+        "commands = true\npersistent_session = true",
+    );
+    let daemon = Daemon::spawn(&config, "daemon.log");
+    wait_online(port).await;
+    let (got, _task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The state database is busy (a backup holding its lock, say) when a command arrives,
+    // and the agent dies before it could record it.
+    let mut lock =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", site.db_path().display()))
+            .await
+            .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    send(&client, &reboot_command("k-1", miner)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    daemon.kill_hard();
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    assert!(states(&got, "k-1").is_empty(), "k-1 was never recorded");
+    assert_eq!(site.fleet.reboots(miner), 0);
+
+    // The broker never got an acknowledgement, so it still has the command for the agent.
+    let daemon = Daemon::spawn(&config, "daemon-again.log");
+    let done = final_status(&got, "k-1", Duration::from_secs(40)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(site.fleet.reboots(miner), 1);
+    drop(daemon);
+}

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{Publish, QoS};
+
+use super::connection::Delivery;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -50,7 +52,7 @@ pub struct AckSender {
 }
 
 impl AckSender {
-    pub async fn run(mut self, mut echoes: mpsc::Receiver<Publish>, shutdown: CancellationToken) {
+    pub async fn run(mut self, mut echoes: mpsc::Receiver<Delivery>, shutdown: CancellationToken) {
         // Published on the current connection and not echoed yet.
         let mut sent: HashMap<i64, Sent> = HashMap::new();
         let mut last_prune: Option<Instant> = None;
@@ -65,7 +67,8 @@ impl AckSender {
                     sent.clear();
                 }
                 Some(echo) = echoes.recv() => {
-                    self.confirm(&echo, &mut sent).await;
+                    self.confirm(&echo.publish, &mut sent).await;
+                    echo.ack().await;
                     continue;
                 }
                 _ = self.wake.notified() => {}

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::connection::Link;
+use super::connection::{Delivery, Link};
 use super::Topics;
 use crate::commands::execute::Runner;
 use crate::store::Source;
@@ -71,19 +71,22 @@ pub struct CommandInbox {
 }
 
 impl CommandInbox {
-    pub async fn run(self, mut rx: mpsc::Receiver<Publish>, shutdown: CancellationToken) {
+    pub async fn run(self, mut rx: mpsc::Receiver<Delivery>, shutdown: CancellationToken) {
         loop {
-            let publish = tokio::select! {
+            let delivery = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 p = rx.recv() => match p {
                     Some(p) => p,
                     None => return,
                 },
             };
-            match check(&publish, self.policy, Utc::now()) {
+            match check(&delivery.publish, self.policy, Utc::now()) {
                 Ok(command) => self.accept(command).await,
                 Err(refusal) => self.refuse(refusal),
             }
+            // Only now, recorded or answered: a crash before this leaves the command with
+            // the broker (persistent session), which delivers it again.
+            delivery.ack().await;
         }
     }
 

@@ -8,6 +8,10 @@
 //! persistent one the broker lost, has no subscriptions) and hands the new [`Link`] to the
 //! other MQTT tasks.
 //! A half-open connection is caught by rumqttc's keep-alive (no PINGRESP → error → replaced).
+//!
+//! With a persistent session, incoming messages are acknowledged by hand once handled (a
+//! command: once recorded in SQLite), so a crash in between leaves the broker holding the
+//! message and delivering it again when the agent is back.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -28,6 +32,9 @@ const REQUEST_QUEUE: usize = 20_000;
 const STABLE: Duration = Duration::from_secs(30);
 /// How long a clean shutdown waits for `offline` to reach the broker.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long an acknowledgement waits for room in a full request queue. One not sent only
+/// means the broker delivers the message again on the next connection (ids dedupe it).
+const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// The live connection: publish through its client. Replaced on every reconnect.
 #[derive(Clone)]
@@ -35,12 +42,31 @@ pub struct Link {
     pub client: AsyncClient,
 }
 
+/// An incoming message, with the connection to acknowledge it on when acks are manual.
+pub struct Delivery {
+    pub publish: Publish,
+    ack_on: Option<AsyncClient>,
+}
+
+impl Delivery {
+    /// Tells the broker the message is handled. On a connection that died meanwhile this
+    /// does nothing: the broker still has the message and delivers it again.
+    pub async fn ack(self) {
+        if let Some(client) = self.ack_on {
+            let acked = tokio::time::timeout(ACK_WAIT, client.ack(&self.publish)).await;
+            if !matches!(acked, Ok(Ok(()))) {
+                debug!(topic = %self.publish.topic, "MQTT: acknowledgement not sent; the broker delivers the message again.");
+            }
+        }
+    }
+}
+
 /// Where incoming messages go.
 pub struct Inbound {
     /// Messages on `<prefix>/commands`.
-    pub commands: mpsc::Sender<Publish>,
+    pub commands: mpsc::Sender<Delivery>,
     /// Our own command statuses, echoed back: proof the broker has them.
-    pub echoes: mpsc::Sender<Publish>,
+    pub echoes: mpsc::Sender<Delivery>,
     /// Home Assistant said it (re)started: announce discovery again.
     pub rediscover: Option<(String, std::sync::Arc<Notify>)>,
 }
@@ -55,6 +81,9 @@ pub struct Connection {
     pub inbound: Inbound,
     /// Commands not taken since the inbox filled up (0: not full).
     pub inbox_full: u64,
+    /// Acknowledge incoming messages by hand, once handled (persistent sessions: otherwise
+    /// the broker forgets an unacknowledged message with the connection anyway).
+    pub manual_acks: bool,
 }
 
 impl Connection {
@@ -89,7 +118,7 @@ impl Connection {
                             client: client.clone(),
                         }));
                     }
-                    Ok(Event::Incoming(Packet::Publish(publish))) => self.route(publish),
+                    Ok(Event::Incoming(Packet::Publish(publish))) => self.route(publish, &client),
                     Ok(_) => {}
                     Err(e) => break e,
                 }
@@ -141,14 +170,22 @@ impl Connection {
 
     /// Hands an incoming message to its task without waiting: the event loop must keep
     /// turning (publishing from here could deadlock rumqttc).
-    fn route(&mut self, publish: Publish) {
+    fn route(&mut self, publish: Publish, client: &AsyncClient) {
         let topic = publish.topic.as_str();
         if topic == self.topics.commands() {
             if publish.payload.is_empty() {
                 // Our own clear of retained commands, echoed back.
+                self.ack_now(client, &publish);
                 return;
             }
-            if self.inbound.commands.try_send(publish).is_err() {
+            // Not taken, it stays unacknowledged: with a persistent session the broker
+            // delivers it again on the next connection.
+            if self
+                .inbound
+                .commands
+                .try_send(self.delivery(publish, client))
+                .is_err()
+            {
                 if self.inbox_full == 0 {
                     warn!("MQTT: command inbox full; commands are not taken until it drains (their senders get no status and may resend).");
                 }
@@ -159,11 +196,30 @@ impl Connection {
             }
         } else if self.topics.status_topic_id(topic).is_some() {
             // A lost echo only means the status is published once more.
-            let _ = self.inbound.echoes.try_send(publish);
-        } else if let Some((rediscover_topic, notify)) = &self.inbound.rediscover {
-            if topic == rediscover_topic && publish.payload.as_ref() == b"online" {
-                notify.notify_one();
+            if let Err(lost) = self.inbound.echoes.try_send(self.delivery(publish, client)) {
+                self.ack_now(client, &lost.into_inner().publish);
             }
+        } else {
+            if let Some((rediscover_topic, notify)) = &self.inbound.rediscover {
+                if topic == rediscover_topic && publish.payload.as_ref() == b"online" {
+                    notify.notify_one();
+                }
+            }
+            self.ack_now(client, &publish);
+        }
+    }
+
+    fn delivery(&self, publish: Publish, client: &AsyncClient) -> Delivery {
+        Delivery {
+            publish,
+            ack_on: self.manual_acks.then(|| client.clone()),
+        }
+    }
+
+    /// Acknowledges a message handled right here (never blocks the event loop).
+    fn ack_now(&self, client: &AsyncClient, publish: &Publish) {
+        if self.manual_acks {
+            let _ = client.try_ack(publish);
         }
     }
 }

@@ -179,6 +179,7 @@ pub fn spawn(
             link: link_tx,
             stats: stats.clone(),
             inbox_full: 0,
+            manual_acks: mqtt.persistent_session,
             inbound: connection::Inbound {
                 commands: commands_tx,
                 echoes: echoes_tx,
@@ -251,6 +252,7 @@ fn options(mqtt: &MqttConfig, pickaxe_id: &str, topics: &Topics) -> anyhow::Resu
     // A persistent session needs the same client id every time; the default one is derived
     // from the pickaxe id, which never changes.
     options.set_clean_session(!mqtt.persistent_session);
+    options.set_manual_acks(mqtt.persistent_session);
     options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     options.set_last_will(LastWill::new(
         topics.status(),
