@@ -147,3 +147,84 @@ async fn sigkill_loses_at_most_the_cycle_in_flight_and_duplicates_nothing() {
     let stored = counter(&db, names::CYCLES).await;
     assert_samples_match_polls(&site, stored, 2);
 }
+
+/// A minimal HTTP CONNECT proxy on loopback that records where each tunnel went.
+async fn connect_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tunnels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = tunnels.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head);
+                let Some(target) = head
+                    .lines()
+                    .next()
+                    .and_then(|l| l.strip_prefix("CONNECT "))
+                    .and_then(|l| l.split(' ').next())
+                    .map(str::to_string)
+                else {
+                    let _ = client.write_all(b"HTTP/1.1 405 CONNECT only\r\n\r\n").await;
+                    return;
+                };
+                seen.lock().unwrap().push(target.clone());
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .is_ok()
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (port, tunnels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_go_through_the_https_proxy_of_the_environment() {
+    let site = Site::start(5, Ipv4Addr::new(127, 97, 0, 1), "").await;
+    let (proxy_port, tunnels) = connect_proxy().await;
+    let config = site.write_config("1s", "");
+    let proxy = format!("http://127.0.0.1:{proxy_port}");
+    let daemon = Daemon::spawn_with_env(
+        &config,
+        "daemon.log",
+        &[("HTTPS_PROXY", proxy.as_str()), ("NO_PROXY", "")],
+    );
+    let foreman = site.foreman.clone();
+    wait_until(Duration::from_secs(30), "a cycle delivered", || {
+        foreman.summary().samples_received >= 5
+    })
+    .await;
+    let foreman_host = site
+        .foreman
+        .url()
+        .trim_start_matches("https://")
+        .to_string();
+    let went = tunnels.lock().unwrap().clone();
+    assert!(!went.is_empty(), "nothing went through the proxy");
+    assert!(
+        went.iter().all(|t| *t == foreman_host),
+        "tunnels to {went:?}, expected only {foreman_host}"
+    );
+    drop(daemon);
+}
