@@ -127,6 +127,7 @@ impl Store {
         match Store::open_checked(path, options.clone()).await {
             Ok(store) => Ok(store),
             Err(e) if e.is_corruption() => {
+                wait_until_closed(path).await;
                 let aside = quarantine(path).map_err(|source| StoreError::Dir {
                     path: path.to_path_buf(),
                     source,
@@ -188,29 +189,16 @@ impl Store {
             .connect_with(connect)
             .await
             .map_err(open_err)?;
-        let check: String = sqlx::query_scalar("PRAGMA quick_check(1)")
-            .fetch_one(&writer)
-            .await
-            .map_err(open_err)?;
-        if check != "ok" {
-            writer.close().await;
-            return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                detail: check,
-            });
-        }
-        sqlx::migrate!("./migrations").run(&writer).await?;
-        // Readers set no pragmas that write (journal mode, vacuum): the writer owns those.
-        let reader_options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(open_err)?
-            .filename(path)
-            .read_only(true)
-            .busy_timeout(Duration::from_secs(10));
-        let reader = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(reader_options)
-            .await
-            .map_err(open_err)?;
+        let reader = match Store::check_migrate_and_read(&writer, path).await {
+            Ok(reader) => reader,
+            Err(e) => {
+                // Closed before returning: a pool merely dropped closes its connection in
+                // the background, and SQLite's last close deletes `<path>-wal` and `-shm` by
+                // name, racing the quarantine that renames them (or the fresh database's).
+                writer.close().await;
+                return Err(e);
+            }
+        };
         Ok(Store {
             writer,
             reader,
@@ -219,6 +207,39 @@ impl Store {
             quarantined: None,
             in_flight: Arc::new(AtomicI64::new(0)),
         })
+    }
+
+    /// Checks the file, brings its schema up to date and opens the read pool.
+    async fn check_migrate_and_read(
+        writer: &SqlitePool,
+        path: &Path,
+    ) -> Result<SqlitePool, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let check: String = sqlx::query_scalar("PRAGMA quick_check(1)")
+            .fetch_one(writer)
+            .await
+            .map_err(open_err)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: check,
+            });
+        }
+        sqlx::migrate!("./migrations").run(writer).await?;
+        // Readers set no pragmas that write (journal mode, vacuum): the writer owns those.
+        let reader_options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(reader_options)
+            .await
+            .map_err(open_err)
     }
 
     /// Opens an existing database read-only, for `pickaxe status` beside a running daemon.
@@ -334,11 +355,46 @@ fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
     std::fs::rename(path, &aside)?;
     for suffix in ["-wal", "-shm"] {
         let companion = PathBuf::from(format!("{}{suffix}", path.display()));
-        if companion.exists() {
-            std::fs::rename(&companion, format!("{}{suffix}", aside.display()))?;
+        match std::fs::rename(&companion, format!("{}{suffix}", aside.display())) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
     }
     Ok(aside)
+}
+
+/// A connection that failed while opening is closed by sqlx on its worker thread, a little
+/// later, and SQLite's last close deletes `<path>-wal` and `-shm` by name: moving the files
+/// aside (or creating the fresh database's) before then would race it. Waits until no file
+/// descriptor of this process points at them any more (Linux /proc), at most 5 s.
+async fn wait_until_closed(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(dir) = dir.canonicalize() else {
+        return;
+    };
+    let base = dir.join(name);
+    let watched: Vec<PathBuf> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| PathBuf::from(format!("{}{suffix}", base.display())))
+        .collect();
+    let still_open = || {
+        std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|target| watched.contains(&target))
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while still_open() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Adds `by` to a counter inside an open transaction.
