@@ -36,10 +36,11 @@ struct Incoming {
     command: String,
     #[serde(default)]
     args: Value,
+    /// Times are checked once the id is known, so a bad one is answered on its status topic.
     #[serde(default)]
-    issued_at: Option<DateTime<Utc>>,
+    issued_at: Value,
     #[serde(default)]
-    expires_at: Option<DateTime<Utc>>,
+    expires_at: Value,
 }
 
 /// Why a command is not taken.
@@ -48,7 +49,11 @@ enum Refusal {
     /// Not even an id to answer on.
     Malformed(String),
     /// Has an id: answered on its status topic.
-    Refused { id: String, reason: String },
+    Refused {
+        id: String,
+        command: String,
+        reason: String,
+    },
 }
 
 /// Which commands are taken.
@@ -105,6 +110,7 @@ impl CommandInbox {
                 error!(error = %e, id = %c.id, "Cannot record an MQTT command; it is not run.");
                 self.refuse(Refusal::Refused {
                     id: c.id,
+                    command: c.command,
                     reason: "cannot record the command; not run".into(),
                 });
             }
@@ -119,12 +125,17 @@ impl CommandInbox {
                 warn!(reason = %reason, "MQTT: malformed command rejected.");
                 (self.topics.rejected(), json!({ "error": reason }))
             }
-            Refusal::Refused { id, reason } => {
+            Refusal::Refused {
+                id,
+                command,
+                reason,
+            } => {
                 info!(id = %id, reason = %reason, "MQTT command refused.");
                 (
                     self.topics.command_status(id),
                     json!({
                         "id": id,
+                        "command": command,
                         "state": "refused",
                         "message": reason,
                         "at": crate::foreman::metrics::format_timestamp(Utc::now()),
@@ -150,6 +161,20 @@ struct Accepted {
     id: String,
     command: String,
     args: Value,
+}
+
+/// An optional RFC 3339 time with its offset; the error names the field.
+fn time_field(name: &str, value: &Value) -> Result<Option<DateTime<Utc>>, String> {
+    let unusable = || {
+        format!("`{name}` must be an RFC 3339 time with an offset, like \"2026-12-04T16:55:09Z\"")
+    };
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| unusable()),
+        _ => Err(unusable()),
+    }
 }
 
 /// Decides whether a message is a command this agent takes.
@@ -178,6 +203,7 @@ fn check(publish: &Publish, policy: Policy, now: DateTime<Utc>) -> Result<Accept
     }
     let refused = |reason: String| Refusal::Refused {
         id: id.clone(),
+        command: incoming.command.trim().to_string(),
         reason,
     };
     if !policy.enabled {
@@ -190,18 +216,27 @@ fn check(publish: &Publish, policy: Policy, now: DateTime<Utc>) -> Result<Accept
             "retained commands are refused: the broker would replay them on every reconnect".into(),
         ));
     }
-    if let Some(expires) = incoming.expires_at {
+    let expires_at = time_field("expires_at", &incoming.expires_at).map_err(&refused)?;
+    let issued_at = time_field("issued_at", &incoming.issued_at).map_err(&refused)?;
+    if let Some(expires) = expires_at {
         if expires <= now {
             return Err(refused(format!("expired at {expires}")));
         }
     }
-    if let Some(issued) = incoming.issued_at {
+    if let Some(issued) = issued_at {
         let age = now.signed_duration_since(issued);
-        if age.to_std().is_ok_and(|age| age > policy.max_age) {
+        let max_age = policy.max_age.as_secs();
+        if age.num_seconds() > max_age as i64 {
             return Err(refused(format!(
-                "stale: issued {}s ago, more than mqtt.command_max_age ({}s)",
+                "stale: issued {}s ago, more than mqtt.command_max_age ({max_age}s)",
                 age.num_seconds(),
-                policy.max_age.as_secs()
+            )));
+        }
+        // A time far ahead would stretch the age bound by as much: the clocks disagree.
+        if -age.num_seconds() > max_age as i64 {
+            return Err(refused(format!(
+                "issued {}s in the future, more than mqtt.command_max_age ({max_age}s): check the sender's clock and this agent's",
+                -age.num_seconds(),
             )));
         }
     } else if policy.require_issued_at {
@@ -272,7 +307,7 @@ mod tests {
         )
         .unwrap_err()
         {
-            Refusal::Refused { id, reason } => {
+            Refusal::Refused { id, reason, .. } => {
                 assert_eq!(id, "7");
                 reason
             }
@@ -285,6 +320,19 @@ mod tests {
         assert!(reason(stale, false, true).starts_with("stale: issued 3600s ago"));
         let expired = r#"{"id":"7","command":"reboot","expires_at":"2026-12-03T11:59:59Z"}"#;
         assert!(reason(expired, false, true).starts_with("expired"));
+        let ahead = r#"{"id":"7","command":"reboot","issued_at":"2026-12-03T13:00:00Z"}"#;
+        assert!(reason(ahead, false, true).starts_with("issued 3600s in the future"));
+        let slightly_ahead = r#"{"id":"7","command":"reboot","issued_at":"2026-12-03T12:00:30Z"}"#;
+        assert!(check(&message(slightly_ahead, false), policy(true), now()).is_ok());
+        for bad in [r#""2026-12-03T11:59:00""#, "1764763140", r#""yesterday""#] {
+            let body = format!(r#"{{"id":"7","command":"reboot","issued_at":{bad}}}"#);
+            assert!(
+                reason(&body, false, true).starts_with("`issued_at` must be an RFC 3339 time"),
+                "{bad}"
+            );
+        }
+        let body = r#"{"id":"7","command":"reboot","expires_at":[]}"#;
+        assert!(reason(body, false, true).starts_with("`expires_at` must be"));
         assert!(
             reason(r#"{"id":"7","command":"reboot","args":[1]}"#, false, true).contains("object")
         );
@@ -298,8 +346,12 @@ mod tests {
         };
         let undated = message(r#"{"id":"q-1","command":"reboot","args":{}}"#, false);
         match check(&undated, persistent, now()) {
-            Err(Refusal::Refused { id, reason }) => {
-                assert_eq!(id, "q-1");
+            Err(Refusal::Refused {
+                id,
+                command,
+                reason,
+            }) => {
+                assert_eq!((id.as_str(), command.as_str()), ("q-1", "reboot"));
                 assert!(reason.contains("issued_at"), "{reason}");
             }
             other => panic!("{other:?}"),
