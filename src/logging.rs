@@ -38,18 +38,27 @@ pub fn init(level: Option<&str>) -> LogHandle {
             Ok(journal) => registry
                 .with(journal.with_syslog_identifier("pickaxe".into()))
                 .try_init(),
-            Err(_) => registry
-                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-                .try_init(),
+            Err(_) => registry.with(plain_text()).try_init(),
         }
     } else {
-        registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init()
+        registry.with(plain_text()).try_init()
     };
     LogHandle {
         filter: installed.is_ok().then_some(handle),
     }
+}
+
+/// Plain text on stderr; colours only on a terminal (not in a file or a pipe).
+fn plain_text<S>() -> tracing_subscriber::fmt::Layer<
+    S,
+    tracing_subscriber::fmt::format::DefaultFields,
+    tracing_subscriber::fmt::format::Format,
+    fn() -> std::io::Stderr,
+> {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr as fn() -> std::io::Stderr)
+        .with_ansi(std::io::stderr().is_terminal())
 }
 
 /// True when our stderr is the journal stream systemd told us about.
