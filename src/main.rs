@@ -31,7 +31,7 @@ enum Command {
     },
     /// Run the main job on a simulated site (miners + Foreman) in a temporary directory.
     Demo(pickaxe::demo::DemoArgs),
-    /// Validate the config and check that Foreman is reachable with the key.
+    /// Validate the config and check that Foreman (and the MQTT broker, if set) takes the login.
     Check {
         #[arg(long, short, default_value = "/etc/pickaxe/pickaxe.toml")]
         config: PathBuf,

@@ -152,7 +152,8 @@ fn age(ms: i64) -> String {
     }
 }
 
-/// Validates the config (already done by the caller) and checks Foreman with the key.
+/// Validates the config (already done by the caller), checks Foreman with the key and, when
+/// configured, the MQTT broker with its login.
 pub async fn check(config: &Config) -> anyhow::Result<()> {
     println!("config:   ok");
     let id = match Store::open_read_only(&config.store.path).await {
@@ -167,6 +168,12 @@ pub async fn check(config: &Config) -> anyhow::Result<()> {
             config.foreman.base_url
         ),
         Err(e) => anyhow::bail!("foreman: {e}"),
+    }
+    if let Some(mqtt) = &config.mqtt {
+        match crate::mqtt::probe(mqtt, id.as_deref().unwrap_or("unregistered")).await {
+            Ok(()) => println!("mqtt:     reachable, login accepted ({})", mqtt.url),
+            Err(e) => anyhow::bail!("mqtt: {} ({e})", mqtt.url),
+        }
     }
     if id.is_some() {
         let miners = client.miner_config().await?;

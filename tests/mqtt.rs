@@ -806,3 +806,35 @@ async fn a_command_is_acknowledged_only_once_recorded() {
     assert_eq!(site.fleet.reboots(miner), 1);
     drop(daemon);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_whether_the_broker_takes_the_login() {
+    let site = Site::start(1, Ipv4Addr::new(127, 98, 0, 1), "").await;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = Broker::start(broker_dir.path(), port);
+    let config = command_config(&site, port, true, "");
+    let check = move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_pickaxe"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = tokio::task::spawn_blocking(check.clone()).await.unwrap();
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("mqtt:     reachable, login accepted"),
+        "{text}"
+    );
+
+    broker.kill();
+    let (ok, text) = tokio::task::spawn_blocking(check).await.unwrap();
+    assert!(!ok, "check passed without a broker: {text}");
+    assert!(text.contains("mqtt: mqtt://127.0.0.1:"), "{text}");
+}

@@ -29,7 +29,7 @@ use rumqttc::{LastWill, MqttOptions, QoS, Transport};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::commands::CommandDesk;
 use crate::config::{Config, MqttConfig};
@@ -162,6 +162,9 @@ pub fn spawn(
         .as_ref()
         .filter(|_| mqtt.commands)
         .map(|d| d.runner.clone());
+    if mqtt.persistent_session && runner.is_none() {
+        warn!("mqtt.persistent_session is on but commands are not taken (mqtt.commands = false): the broker keeps queuing commands that will all be refused.");
+    }
     info!(
         url = %mqtt.url,
         prefix = %topics.prefix(),
@@ -239,27 +242,36 @@ pub fn spawn(
     }))
 }
 
-fn options(mqtt: &MqttConfig, pickaxe_id: &str, topics: &Topics) -> anyhow::Result<MqttOptions> {
-    let url = url::Url::parse(&mqtt.url)?;
-    let host = url.host_str().unwrap_or_default().to_string();
-    let port = url.port().unwrap_or(1883);
-    let client_id = mqtt
-        .client_id
+fn client_id(mqtt: &MqttConfig, pickaxe_id: &str) -> String {
+    mqtt.client_id
         .clone()
-        .unwrap_or_else(|| format!("pickaxe-{pickaxe_id}"));
-    let mut options = MqttOptions::new(client_id, host, port);
-    options.set_keep_alive(mqtt.keep_alive);
+        .unwrap_or_else(|| format!("pickaxe-{pickaxe_id}"))
+}
+
+/// The agent's connection: its client id, session and last will.
+fn options(mqtt: &MqttConfig, pickaxe_id: &str, topics: &Topics) -> anyhow::Result<MqttOptions> {
+    let mut options = broker_options(mqtt, client_id(mqtt, pickaxe_id))?;
     // A persistent session needs the same client id every time; the default one is derived
     // from the pickaxe id, which never changes.
     options.set_clean_session(!mqtt.persistent_session);
     options.set_manual_acks(mqtt.persistent_session);
-    options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     options.set_last_will(LastWill::new(
         topics.status(),
         "offline",
         QoS::AtLeastOnce,
         true,
     ));
+    Ok(options)
+}
+
+/// Where the broker is and how to log in to it.
+fn broker_options(mqtt: &MqttConfig, client_id: String) -> anyhow::Result<MqttOptions> {
+    let url = url::Url::parse(&mqtt.url)?;
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port().unwrap_or(1883);
+    let mut options = MqttOptions::new(client_id, host, port);
+    options.set_keep_alive(mqtt.keep_alive);
+    options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     if let Some(user) = &mqtt.username {
         let password = mqtt.password.as_ref().map(|p| p.expose()).unwrap_or("");
         options.set_credentials(user.clone(), password);
@@ -273,6 +285,30 @@ fn options(mqtt: &MqttConfig, pickaxe_id: &str, topics: &Topics) -> anyhow::Resu
         options.set_transport(Transport::tls(ca, None, None));
     }
     Ok(options)
+}
+
+/// For `pickaxe check`: connects to the broker with the configured login and disconnects.
+/// Under its own client id (`<client id>-check`, clean session, no will), so a running agent
+/// keeps its connection and its queued commands.
+pub async fn probe(mqtt: &MqttConfig, pickaxe_id: &str) -> anyhow::Result<()> {
+    let options = broker_options(mqtt, format!("{}-check", client_id(mqtt, pickaxe_id)))?;
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    let connected = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(anyhow::anyhow!("{e}")),
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within 10 s"))?;
+    connected?;
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), eventloop.poll()).await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
