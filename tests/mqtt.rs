@@ -165,9 +165,7 @@ fn has_metrics_for_all(got: &Mutex<Vec<Message>>, site: &Site) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_availability_status_and_broker_outage() {
     let site = Site::start(MINERS, Ipv4Addr::new(127, 91, 0, 1), "").await;
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let broker = Broker::start(broker_dir.path(), port);
+    let (broker_dir, port, broker) = own_broker();
     let metrics_port = free_port();
     let config = site.write_config(
         "1s",
@@ -433,18 +431,34 @@ async fn wait_online(port: u16) {
     panic!("the agent never said online");
 }
 
+/// A broker of the test's own; its directory is kept for a restart on the same port.
+fn own_broker() -> (tempfile::TempDir, u16, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = Broker::start(dir.path(), port);
+    (dir, port, broker)
+}
+
+/// Starts the agent, waits until it is online (so subscribed), then connects an operator
+/// who sees everything under the prefix.
+async fn start_agent(
+    config: &Path,
+    port: u16,
+) -> (Daemon, Inbox, tokio::task::JoinHandle<()>, AsyncClient) {
+    let daemon = Daemon::spawn(config, "daemon.log");
+    wait_online(port).await;
+    let (got, task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (daemon, got, task, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_sent_twice_runs_once_and_reports_across_broker_restarts() {
     let site = reboot_site(Ipv4Addr::new(127, 92, 0, 1), 3.0).await;
     let miners = site.fleet.miners();
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let broker = Broker::start(broker_dir.path(), port);
+    let (broker_dir, port, broker) = own_broker();
     let config = command_config(&site, port, true, "commands = true");
-    let daemon = Daemon::spawn(&config, "daemon.log");
-    wait_online(port).await;
-    let (got, _task, client) = client(port, "it-operator");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (daemon, got, _task, client) = start_agent(&config, port).await;
 
     // Sent twice with the same id, as a QoS 1 redelivery would: one reboot, one result.
     let first = reboot_command("r-1", miners[0].addr);
@@ -523,9 +537,7 @@ async fn a_command_sent_twice_runs_once_and_reports_across_broker_restarts() {
 async fn commands_are_refused_unless_enabled_and_monitor_only_applies() {
     let site = reboot_site(Ipv4Addr::new(127, 93, 0, 1), 1.0).await;
     let miner = site.fleet.miners()[0].addr;
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _broker = Broker::start(broker_dir.path(), port);
+    let (_broker_dir, port, _broker) = own_broker();
     let (got, _task, client) = client(port, "it-operator");
 
     // A retained command left on the broker is cleared when the agent connects, and never
@@ -670,9 +682,7 @@ impl Relay {
 async fn a_half_open_connection_is_replaced_by_keep_alive() {
     let site = reboot_site(Ipv4Addr::new(127, 94, 0, 1), 1.0).await;
     let miner = site.fleet.miners()[0].addr;
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _broker = Broker::start(broker_dir.path(), port);
+    let (_broker_dir, port, _broker) = own_broker();
     let relay = Relay::start(port).await;
     let config = command_config(
         &site,
@@ -680,10 +690,7 @@ async fn a_half_open_connection_is_replaced_by_keep_alive() {
         true,
         "commands = true\nkeep_alive = \"5s\"",
     );
-    let daemon = Daemon::spawn(&config, "daemon.log");
-    wait_online(port).await;
-    let (got, _task, client) = client(port, "it-operator");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (daemon, got, _task, client) = start_agent(&config, port).await;
 
     relay.silence_open_connections();
     let silenced = std::time::Instant::now();
@@ -718,19 +725,14 @@ async fn a_half_open_connection_is_replaced_by_keep_alive() {
 async fn a_persistent_session_runs_commands_sent_while_the_agent_was_away() {
     let site = reboot_site(Ipv4Addr::new(127, 95, 0, 1), 1.0).await;
     let miners = site.fleet.miners();
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _broker = Broker::start(broker_dir.path(), port);
+    let (_broker_dir, port, _broker) = own_broker();
     let config = command_config(
         &site,
         port,
         true,
         "commands = true\npersistent_session = true",
     );
-    let daemon = Daemon::spawn(&config, "daemon.log");
-    wait_online(port).await;
-    let (got, _task, client) = client(port, "it-operator");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (daemon, got, _task, client) = start_agent(&config, port).await;
 
     // The agent stops (an upgrade, say); commands are sent while it is away.
     assert!(daemon.terminate().await.success());
@@ -767,19 +769,14 @@ async fn a_command_is_acknowledged_only_once_recorded() {
     use sqlx::Connection;
     let site = reboot_site(Ipv4Addr::new(127, 96, 0, 1), 1.0).await;
     let miner = site.fleet.miners()[0].addr;
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _broker = Broker::start(broker_dir.path(), port);
+    let (_broker_dir, port, _broker) = own_broker();
     let config = command_config(
         &site,
         port,
         true,
         "commands = true\npersistent_session = true",
     );
-    let daemon = Daemon::spawn(&config, "daemon.log");
-    wait_online(port).await;
-    let (got, _task, client) = client(port, "it-operator");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (daemon, got, _task, client) = start_agent(&config, port).await;
 
     // The state database is busy (a backup holding its lock, say) when a command arrives,
     // and the agent dies before it could record it.
@@ -810,9 +807,7 @@ async fn a_command_is_acknowledged_only_once_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_whether_the_broker_takes_the_login() {
     let site = Site::start(1, Ipv4Addr::new(127, 98, 0, 1), "").await;
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let broker = Broker::start(broker_dir.path(), port);
+    let (_broker_dir, port, broker) = own_broker();
     let config = command_config(&site, port, true, "");
     let check = move || {
         let out = Command::new(env!("CARGO_BIN_EXE_pickaxe"))
