@@ -838,3 +838,56 @@ async fn check_reports_whether_the_broker_takes_the_login() {
     assert!(!ok, "check passed without a broker: {text}");
     assert!(text.contains("mqtt: mqtt://127.0.0.1:"), "{text}");
 }
+
+/// A message larger than the agent takes (1 MiB) kills the connection that receives it. With
+/// a persistent session the broker keeps it and delivers it first on every reconnect: the
+/// session must be given up, or no command (and no status) ever gets through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_command_does_not_wedge_a_persistent_session() {
+    let site = reboot_site(Ipv4Addr::new(127, 150, 0, 1), 1.0).await;
+    let miner = site.fleet.miners()[0].addr;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(broker_dir.path(), port);
+    let config = command_config(
+        &site,
+        port,
+        true,
+        "commands = true\npersistent_session = true\nclient_id = \"it-big-agent\"",
+    );
+    let daemon = Daemon::spawn(&config, "daemon.log");
+    wait_online(port).await;
+    let (got, _task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut options = MqttOptions::new("it-big", "127.0.0.1", port);
+    options.set_max_packet_size(4 << 20, 4 << 20);
+    let (big, mut eventloop) = AsyncClient::new(options, 10);
+    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    big.publish(
+        format!("{PREFIX}/commands"),
+        QoS::AtLeastOnce,
+        false,
+        vec![b'x'; 2 << 20],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    pump.abort();
+
+    send(&client, &reboot_command("big-2", miner)).await;
+    let done = final_status(&got, "big-2", Duration::from_secs(30)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(daemon.log_text().contains("session dropped"));
+
+    // One clean connection dropped the session; the agent is on a persistent one again.
+    let log = std::fs::read_to_string(broker_dir.path().join("mosquitto.log")).unwrap();
+    let sessions: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("as it-big-agent ("))
+        .map(|l| if l.contains(" c1,") { "clean" } else { "persistent" })
+        .collect();
+    assert!(sessions.contains(&"clean"), "{log}");
+    assert_eq!(sessions.last(), Some(&"persistent"), "{log}");
+    drop(daemon);
+}

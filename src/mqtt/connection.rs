@@ -16,7 +16,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS, StateError,
+};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -86,11 +88,26 @@ pub struct Connection {
     pub manual_acks: bool,
 }
 
+/// A message larger than we take kills the connection before it can be acknowledged.
+fn too_large(error: &ConnectionError) -> bool {
+    matches!(
+        error,
+        ConnectionError::MqttState(StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(_)
+        ))
+    )
+}
+
 impl Connection {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut down_logged = false;
+        let mut drop_session = false;
         loop {
-            let (client, mut eventloop) = AsyncClient::new(self.options.clone(), REQUEST_QUEUE);
+            let mut options = self.options.clone();
+            if drop_session {
+                options.set_clean_session(true);
+            }
+            let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
             let mut connected_at: Option<std::time::Instant> = None;
             let error = loop {
                 let event = tokio::select! {
@@ -105,6 +122,21 @@ impl Connection {
                     event = eventloop.poll() => event,
                 };
                 match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) if drop_session => {
+                        // The broker dropped the session; a persistent one starts again at
+                        // once (a DISCONNECT, so no last will in between).
+                        warn!("MQTT: the persistent session held a message over 1 MiB, which kills every connection it reaches: session dropped, with the commands it still queued.");
+                        drop_session = false;
+                        let _ = client.try_disconnect();
+                        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+                            while !matches!(
+                                eventloop.poll().await,
+                                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)
+                            ) {}
+                        })
+                        .await;
+                        break None;
+                    }
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                         connected_at = Some(std::time::Instant::now());
                         self.on_connected(&client);
@@ -120,9 +152,15 @@ impl Connection {
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => self.route(publish, &client),
                     Ok(_) => {}
-                    Err(e) => break e,
+                    Err(e) => break Some(e),
                 }
             };
+            let Some(error) = error else {
+                continue;
+            };
+            // With a persistent session the broker keeps such a message and sends it first on
+            // every reconnect: only a clean session gets rid of it.
+            drop_session |= self.manual_acks && too_large(&error);
             self.link.send_replace(None);
             self.stats.connected.store(false, Ordering::Relaxed);
             if connected_at.is_some_and(|t| t.elapsed() >= STABLE) {
