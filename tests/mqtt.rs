@@ -885,7 +885,13 @@ async fn an_oversized_command_does_not_wedge_a_persistent_session() {
     let sessions: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("as it-big-agent ("))
-        .map(|l| if l.contains(" c1,") { "clean" } else { "persistent" })
+        .map(|l| {
+            if l.contains(" c1,") {
+                "clean"
+            } else {
+                "persistent"
+            }
+        })
         .collect();
     assert!(sessions.contains(&"clean"), "{log}");
     assert_eq!(sessions.last(), Some(&"persistent"), "{log}");
