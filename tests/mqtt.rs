@@ -897,3 +897,35 @@ async fn an_oversized_command_does_not_wedge_a_persistent_session() {
     assert_eq!(sessions.last(), Some(&"persistent"), "{log}");
     drop(daemon);
 }
+
+/// A broker that takes the connection and never answers: `check` gives up in bounded time
+/// and says so, without the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_gives_up_on_a_silent_broker_without_showing_the_password() {
+    let site = Site::start(1, Ipv4Addr::new(127, 151, 0, 1), "").await;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let config = command_config(
+        &site,
+        port,
+        true,
+        "username = \"u\"\npassword = \"mqtt-secret-pw\"",
+    );
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_pickaxe"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{text}");
+    assert!(text.contains("mqtt: mqtt://127.0.0.1:"), "{text}");
+    assert!(!text.contains("mqtt-secret-pw"), "{text}");
+    drop(silent);
+}
