@@ -929,3 +929,56 @@ async fn check_gives_up_on_a_silent_broker_without_showing_the_password() {
     assert!(!text.contains("mqtt-secret-pw"), "{text}");
     drop(silent);
 }
+
+/// A command recorded whose acknowledgement was lost (the connection died just then) comes
+/// back from the broker on the next connection, maybe stale by then: it was taken, so it
+/// must not be reported refused over its real result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_delivered_again_after_it_was_taken_is_not_reported_refused() {
+    use sqlx::Connection;
+    let site = reboot_site(Ipv4Addr::new(127, 153, 0, 1), 1.0).await;
+    let miner = site.fleet.miners()[0].addr;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(broker_dir.path(), port);
+    let relay = Relay::start(port).await;
+    let config = command_config(
+        &site,
+        relay.port,
+        true,
+        "commands = true\npersistent_session = true\nkeep_alive = \"5s\"\ncommand_max_age = \"3s\"",
+    );
+    let daemon = Daemon::spawn(&config, "daemon.log");
+    wait_online(port).await;
+    let (got, _task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The command waits in the agent for a locked database; meanwhile the link goes dead,
+    // so its acknowledgement, sent once it is recorded, never reaches the broker.
+    let mut lock =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", site.db_path().display()))
+            .await
+            .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    send(&client, &reboot_command("t-1", miner)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    relay.silence_open_connections();
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+
+    // Keep-alive replaces the connection; the broker delivers t-1 again, stale by now.
+    let done = final_status(&got, "t-1", Duration::from_secs(40)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        daemon.log_text().contains("MQTT connection lost"),
+        "the connection was replaced"
+    );
+    let states = states(&got, "t-1");
+    assert!(!states.contains(&"refused".to_string()), "{states:?}");
+    assert_eq!(site.fleet.reboots(miner), 1);
+    drop(daemon);
+}
