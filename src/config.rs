@@ -678,6 +678,14 @@ impl Config {
 
         if let Some(m) = &self.mqtt {
             validate_mqtt(m)?;
+            // Taken up to command_max_age ahead and as old again: the id must outlive that,
+            // or a resend after the command left the log runs it twice.
+            if m.command_max_age.saturating_mul(2) > c.retention {
+                return Err(ConfigError::new(
+                    "mqtt.command_max_age",
+                    "must be at most half of commands.retention (ids are remembered that long: a resend after would run again)",
+                ));
+            }
         }
         let w = &self.antminer_web;
         if w.port == 0 {
@@ -1014,6 +1022,11 @@ port = 4028
         assert!(bad("url = \"mqtt://h:1\"\nbogus = 1").contains("mqtt.bogus"));
         assert!(bad("url = \"mqtt://h:1\"\nkeep_alive = \"1s\"")
             .starts_with("config: mqtt.keep_alive:"));
+        // A command stays valid up to 2 × command_max_age (issued that far ahead, then that
+        // old): its id must be remembered longer, or a resend runs it twice.
+        assert!(bad("url = \"mqtt://h:1\"\ncommand_max_age = \"4d\"")
+            .starts_with("config: mqtt.command_max_age:"));
+        assert!(Config::parse(&format!("{ok}command_max_age = \"3d\"\n")).is_ok());
         assert!(!m.commands, "commands over MQTT are off unless enabled");
         let e = bad("url = \"mqtt://h:1\"\npassword = \"hunter2\"");
         assert!(

@@ -833,3 +833,147 @@ async fn check_reports_whether_the_broker_takes_the_login() {
     assert!(!ok, "check passed without a broker: {text}");
     assert!(text.contains("mqtt: mqtt://127.0.0.1:"), "{text}");
 }
+
+/// A message larger than the agent takes (1 MiB) kills the connection that receives it. With
+/// a persistent session the broker keeps it and delivers it first on every reconnect: the
+/// session must be given up, or no command (and no status) ever gets through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_command_does_not_wedge_a_persistent_session() {
+    let site = reboot_site(Ipv4Addr::new(127, 150, 0, 1), 1.0).await;
+    let miner = site.fleet.miners()[0].addr;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(broker_dir.path(), port);
+    let config = command_config(
+        &site,
+        port,
+        true,
+        "commands = true\npersistent_session = true\nclient_id = \"it-big-agent\"",
+    );
+    let daemon = Daemon::spawn(&config, "daemon.log");
+    wait_online(port).await;
+    let (got, _task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut options = MqttOptions::new("it-big", "127.0.0.1", port);
+    options.set_max_packet_size(4 << 20, 4 << 20);
+    let (big, mut eventloop) = AsyncClient::new(options, 10);
+    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    big.publish(
+        format!("{PREFIX}/commands"),
+        QoS::AtLeastOnce,
+        false,
+        vec![b'x'; 2 << 20],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    pump.abort();
+
+    send(&client, &reboot_command("big-2", miner)).await;
+    let done = final_status(&got, "big-2", Duration::from_secs(30)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(daemon.log_text().contains("session dropped"));
+
+    // One clean connection dropped the session; the agent is on a persistent one again.
+    let log = std::fs::read_to_string(broker_dir.path().join("mosquitto.log")).unwrap();
+    let sessions: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("as it-big-agent ("))
+        .map(|l| {
+            if l.contains(" c1,") {
+                "clean"
+            } else {
+                "persistent"
+            }
+        })
+        .collect();
+    assert!(sessions.contains(&"clean"), "{log}");
+    assert_eq!(sessions.last(), Some(&"persistent"), "{log}");
+    drop(daemon);
+}
+
+/// A broker that takes the connection and never answers: `check` gives up in bounded time
+/// and says so, without the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_gives_up_on_a_silent_broker_without_showing_the_password() {
+    let site = Site::start(1, Ipv4Addr::new(127, 151, 0, 1), "").await;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let config = command_config(
+        &site,
+        port,
+        true,
+        "username = \"u\"\npassword = \"mqtt-secret-pw\"",
+    );
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_pickaxe"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{text}");
+    assert!(text.contains("mqtt: mqtt://127.0.0.1:"), "{text}");
+    assert!(!text.contains("mqtt-secret-pw"), "{text}");
+    drop(silent);
+}
+
+/// A command recorded whose acknowledgement was lost (the connection died just then) comes
+/// back from the broker on the next connection, maybe stale by then: it was taken, so it
+/// must not be reported refused over its real result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_delivered_again_after_it_was_taken_is_not_reported_refused() {
+    use sqlx::Connection;
+    let site = reboot_site(Ipv4Addr::new(127, 153, 0, 1), 1.0).await;
+    let miner = site.fleet.miners()[0].addr;
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(broker_dir.path(), port);
+    let relay = Relay::start(port).await;
+    let config = command_config(
+        &site,
+        relay.port,
+        true,
+        "commands = true\npersistent_session = true\nkeep_alive = \"5s\"\ncommand_max_age = \"3s\"",
+    );
+    let daemon = Daemon::spawn(&config, "daemon.log");
+    wait_online(port).await;
+    let (got, _task, client) = client(port, "it-operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The command waits in the agent for a locked database; meanwhile the link goes dead,
+    // so its acknowledgement, sent once it is recorded, never reaches the broker.
+    let mut lock =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", site.db_path().display()))
+            .await
+            .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    send(&client, &reboot_command("t-1", miner)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    relay.silence_open_connections();
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+
+    // Keep-alive replaces the connection; the broker delivers t-1 again, stale by now.
+    let done = final_status(&got, "t-1", Duration::from_secs(40)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        daemon.log_text().contains("MQTT connection lost"),
+        "the connection was replaced"
+    );
+    let states = states(&got, "t-1");
+    assert!(!states.contains(&"refused".to_string()), "{states:?}");
+    assert_eq!(site.fleet.reboots(miner), 1);
+    drop(daemon);
+}

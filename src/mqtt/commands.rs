@@ -24,7 +24,7 @@ use tracing::{debug, error, info, warn};
 use super::connection::{Delivery, Link};
 use super::Topics;
 use crate::commands::execute::Runner;
-use crate::store::Source;
+use crate::store::{Source, Store};
 
 /// Where MQTT command ids live in the command log, apart from Foreman's ids.
 pub const ID_PREFIX: &str = "mqtt/";
@@ -69,6 +69,7 @@ pub struct Policy {
 
 pub struct CommandInbox {
     pub runner: Option<Arc<Runner>>,
+    pub store: Store,
     pub topics: Topics,
     pub policy: Policy,
     pub link: watch::Receiver<Option<Link>>,
@@ -87,7 +88,11 @@ impl CommandInbox {
             };
             match check(&delivery.publish, self.policy, Utc::now()) {
                 Ok(command) => self.accept(command).await,
-                Err(refusal) => self.refuse(refusal),
+                Err(refusal) => {
+                    if !self.already_taken(&refusal).await {
+                        self.refuse(refusal);
+                    }
+                }
             }
             // Only now, recorded or answered: a crash before this leaves the command with
             // the broker (persistent session), which delivers it again.
@@ -115,6 +120,24 @@ impl CommandInbox {
                 });
             }
         }
+    }
+
+    /// A command delivered again (its ack was lost with the connection) may be stale by now,
+    /// or refused by a changed config: it was recorded and has its own statuses, and a
+    /// refusal would be published over them.
+    async fn already_taken(&self, refusal: &Refusal) -> bool {
+        let Refusal::Refused { id, .. } = refusal else {
+            return false;
+        };
+        let taken = self
+            .store
+            .command_recorded(&format!("{ID_PREFIX}{id}"))
+            .await
+            .unwrap_or(false);
+        if taken {
+            debug!(id = %id, "MQTT command already recorded; delivered again, not refused.");
+        }
+        taken
     }
 
     /// Answers a refused command once, not retained: nothing was recorded to keep.

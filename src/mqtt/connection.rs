@@ -16,7 +16,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS, StateError,
+};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -32,9 +34,6 @@ const REQUEST_QUEUE: usize = 20_000;
 const STABLE: Duration = Duration::from_secs(30);
 /// How long a clean shutdown waits for `offline` to reach the broker.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// How long an acknowledgement waits for room in a full request queue. One not sent only
-/// means the broker delivers the message again on the next connection (ids dedupe it).
-const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// The live connection: publish through its client. Replaced on every reconnect.
 #[derive(Clone)]
@@ -49,12 +48,14 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Tells the broker the message is handled. On a connection that died meanwhile this
-    /// does nothing: the broker still has the message and delivers it again.
+    /// Tells the broker the message is handled, waiting for room in a full request queue: an
+    /// ack given up on a live connection keeps the message in flight until the connection
+    /// ends, and the broker sends nothing more once its in-flight window (mosquitto: 20) is
+    /// used up. A dead connection returns at once (its event loop is dropped): the broker
+    /// still has the message and delivers it again.
     pub async fn ack(self) {
         if let Some(client) = self.ack_on {
-            let acked = tokio::time::timeout(ACK_WAIT, client.ack(&self.publish)).await;
-            if !matches!(acked, Ok(Ok(()))) {
+            if client.ack(&self.publish).await.is_err() {
                 debug!(topic = %self.publish.topic, "MQTT: acknowledgement not sent; the broker delivers the message again.");
             }
         }
@@ -86,11 +87,26 @@ pub struct Connection {
     pub manual_acks: bool,
 }
 
+/// A message larger than we take kills the connection before it can be acknowledged.
+fn too_large(error: &ConnectionError) -> bool {
+    matches!(
+        error,
+        ConnectionError::MqttState(StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(_)
+        ))
+    )
+}
+
 impl Connection {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut down_logged = false;
+        let mut drop_session = false;
         loop {
-            let (client, mut eventloop) = AsyncClient::new(self.options.clone(), REQUEST_QUEUE);
+            let mut options = self.options.clone();
+            if drop_session {
+                options.set_clean_session(true);
+            }
+            let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
             let mut connected_at: Option<std::time::Instant> = None;
             let error = loop {
                 let event = tokio::select! {
@@ -105,6 +121,21 @@ impl Connection {
                     event = eventloop.poll() => event,
                 };
                 match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) if drop_session => {
+                        // The broker dropped the session; a persistent one starts again at
+                        // once (a DISCONNECT, so no last will in between).
+                        warn!("MQTT: the persistent session held a message over 1 MiB, which kills every connection it reaches: session dropped, with the commands it still queued.");
+                        drop_session = false;
+                        let _ = client.try_disconnect();
+                        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+                            while !matches!(
+                                eventloop.poll().await,
+                                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)
+                            ) {}
+                        })
+                        .await;
+                        break None;
+                    }
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                         connected_at = Some(std::time::Instant::now());
                         self.on_connected(&client);
@@ -120,9 +151,15 @@ impl Connection {
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => self.route(publish, &client),
                     Ok(_) => {}
-                    Err(e) => break e,
+                    Err(e) => break Some(e),
                 }
             };
+            let Some(error) = error else {
+                continue;
+            };
+            // With a persistent session the broker keeps such a message and sends it first on
+            // every reconnect: only a clean session gets rid of it.
+            drop_session |= self.manual_acks && too_large(&error);
             self.link.send_replace(None);
             self.stats.connected.store(false, Ordering::Relaxed);
             if connected_at.is_some_and(|t| t.elapsed() >= STABLE) {
@@ -216,10 +253,11 @@ impl Connection {
         }
     }
 
-    /// Acknowledges a message handled right here (never blocks the event loop).
+    /// Acknowledges a message handled right here, from a task: the event loop must not block,
+    /// and the ack must not be dropped when the queue is full (see [`Delivery::ack`]).
     fn ack_now(&self, client: &AsyncClient, publish: &Publish) {
         if self.manual_acks {
-            let _ = client.try_ack(publish);
+            tokio::spawn(self.delivery(publish.clone(), client).ack());
         }
     }
 }
@@ -245,5 +283,82 @@ async fn say_offline(client: &AsyncClient, eventloop: &mut EventLoop, topics: &T
     match flushed {
         Ok(()) => info!("MQTT disconnected; status offline."),
         Err(_) => warn!("MQTT: offline status not confirmed before shutdown."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client whose request queue (one slot) is full, as under a burst of metrics.
+    fn congested() -> (AsyncClient, EventLoop) {
+        let mut options = MqttOptions::new("t", "127.0.0.1", 1);
+        options.set_manual_acks(true);
+        let (client, eventloop) = AsyncClient::new(options, 1);
+        client
+            .try_publish("t/metrics", QoS::AtMostOnce, false, "fill")
+            .unwrap();
+        (client, eventloop)
+    }
+
+    fn command() -> Publish {
+        let mut p = Publish::new("p/commands", QoS::AtLeastOnce, "{}");
+        p.pkid = 7;
+        p
+    }
+
+    /// An ack given up on a live connection is never sent: the broker keeps the message in
+    /// flight until the connection ends, and after 20 of them (mosquitto) sends nothing more.
+    #[tokio::test(start_paused = true)]
+    async fn acknowledgements_wait_for_room_on_a_live_connection() {
+        let (client, mut eventloop) = congested();
+        let delivery = Delivery {
+            publish: command(),
+            ack_on: Some(client.clone()),
+        };
+        let acked = tokio::spawn(delivery.ack());
+        let stats = std::sync::Arc::new(super::super::MqttStats::default());
+        let (commands, _c) = mpsc::channel(1);
+        let (echoes, _e) = mpsc::channel(1);
+        let mut connection = Connection {
+            options: MqttOptions::new("t", "127.0.0.1", 1),
+            topics: Topics::new("p"),
+            qos_status: QoS::AtLeastOnce,
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(2)),
+            link: watch::channel(None).0,
+            stats,
+            inbound: Inbound {
+                commands,
+                echoes,
+                rediscover: None,
+            },
+            inbox_full: 0,
+            manual_acks: true,
+        };
+        // Handled on the spot: our own clear of retained commands, echoed back.
+        connection.route(Publish::new("p/commands", QoS::AtLeastOnce, ""), &client);
+        let waiting = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(waiting(), 2, "an ack gave up instead of waiting");
+        // The queue drains: the acks get their turn.
+        for _ in 0..4 {
+            eventloop.clean();
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(waiting(), 0);
+        acked.await.unwrap();
+        // A dead connection: the ack returns at once (the broker sends the message again).
+        let (client, eventloop) = congested();
+        drop(eventloop);
+        Delivery {
+            publish: command(),
+            ack_on: Some(client),
+        }
+        .ack()
+        .await;
     }
 }

@@ -204,6 +204,7 @@ pub fn spawn(
                 require_issued_at: mqtt.persistent_session,
             },
             runner,
+            store: store.clone(),
             topics: topics.clone(),
             link: link_rx.clone(),
             stats: stats.clone(),

@@ -220,6 +220,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the log has a command with this id.
+    pub async fn command_recorded(&self, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM commands WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Commands not done yet (received or executing), oldest first: resumed at start.
     pub async fn unfinished_commands(&self) -> Result<Vec<CommandRow>, StoreError> {
         let rows = sqlx::query("SELECT * FROM commands WHERE state != ? ORDER BY received_ms")

@@ -350,12 +350,26 @@ impl Store {
 
 /// Moves the database file and its WAL/SHM companions aside as `<name>.corrupt-<time>`.
 fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
+    // Behind a symlink SQLite keeps the file and its WAL where the link leads: that is what
+    // goes aside, and the link then gives the fresh database the same volume.
+    let path = &resolved(path);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let companion = |p: &Path, suffix: &str| PathBuf::from(format!("{}{suffix}", p.display()));
+    // rename() silently replaces: never over an earlier one set aside in the same second.
+    let taken = |p: &Path| {
+        ["", "-wal", "-shm"]
+            .iter()
+            .any(|s| companion(p, s).symlink_metadata().is_ok())
+    };
+    let mut aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let mut n = 1;
+    while taken(&aside) {
+        n += 1;
+        aside = PathBuf::from(format!("{}.corrupt-{stamp}-{n}", path.display()));
+    }
     std::fs::rename(path, &aside)?;
     for suffix in ["-wal", "-shm"] {
-        let companion = PathBuf::from(format!("{}{suffix}", path.display()));
-        match std::fs::rename(&companion, format!("{}{suffix}", aside.display())) {
+        match std::fs::rename(companion(path, suffix), companion(&aside, suffix)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
@@ -363,23 +377,18 @@ fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
     Ok(aside)
 }
 
+/// The path with every symlink resolved (as SQLite does), or as given if that fails.
+fn resolved(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// A connection that failed while opening is closed by sqlx on its worker thread, a little
 /// later, and SQLite's last close deletes `<path>-wal` and `-shm` by name: moving the files
 /// aside (or creating the fresh database's) before then would race it. Waits until no file
 /// descriptor of this process points at them any more (Linux /proc), at most 5 s.
 async fn wait_until_closed(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(dir) = dir.canonicalize() else {
-        return;
-    };
-    let base = dir.join(name);
+    // /proc/self/fd shows resolved paths.
+    let base = resolved(path);
     let watched: Vec<PathBuf> = ["", "-wal", "-shm"]
         .iter()
         .map(|suffix| PathBuf::from(format!("{}{suffix}", base.display())))
@@ -471,6 +480,50 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() / 2 + 7]).unwrap();
         let store = Store::open(&path).await.unwrap();
         assert!(store.quarantined().is_some());
+    }
+
+    #[test]
+    fn a_second_quarantine_in_the_same_second_keeps_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pickaxe.db");
+        std::fs::write(&path, b"first").unwrap();
+        std::fs::write(dir.path().join("pickaxe.db-wal"), b"first wal").unwrap();
+        let first = quarantine(&path).unwrap();
+        std::fs::write(&path, b"second").unwrap();
+        let second = quarantine(&path).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(std::fs::read(&first).unwrap(), b"first");
+        assert_eq!(std::fs::read(&second).unwrap(), b"second");
+        let wal = |p: &Path| PathBuf::from(format!("{}-wal", p.display()));
+        assert_eq!(std::fs::read(wal(&first)).unwrap(), b"first wal");
+        assert!(
+            !wal(&second).exists(),
+            "no WAL of another file beside the second"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_database_behind_a_symlink_is_set_aside_where_it_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let real = data.join("pickaxe.db");
+        let link = dir.path().join("pickaxe.db");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        Store::open(&link).await.unwrap().close().await;
+        let bytes = std::fs::read(&real).unwrap();
+        std::fs::write(&real, &bytes[..bytes.len() / 2 + 7]).unwrap();
+
+        let store = Store::open(&link).await.unwrap();
+        let aside = store.quarantined().expect("set aside").to_path_buf();
+        assert!(aside.starts_with(&data), "{}", aside.display());
+        assert!(!aside.is_symlink(), "the damaged file itself is kept");
+        assert!(
+            link.is_symlink(),
+            "the configured link still leads to the data volume"
+        );
+        store.write_cycle(1, &[], &[]).await.unwrap();
+        assert!(real.exists());
     }
 
     #[tokio::test]
