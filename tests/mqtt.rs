@@ -841,19 +841,14 @@ async fn check_reports_whether_the_broker_takes_the_login() {
 async fn an_oversized_command_does_not_wedge_a_persistent_session() {
     let site = reboot_site(Ipv4Addr::new(127, 150, 0, 1), 1.0).await;
     let miner = site.fleet.miners()[0].addr;
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _broker = Broker::start(broker_dir.path(), port);
+    let (broker_dir, port, _broker) = own_broker();
     let config = command_config(
         &site,
         port,
         true,
         "commands = true\npersistent_session = true\nclient_id = \"it-big-agent\"",
     );
-    let daemon = Daemon::spawn(&config, "daemon.log");
-    wait_online(port).await;
-    let (got, _task, client) = client(port, "it-operator");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (daemon, got, _task, client) = start_agent(&config, port).await;
 
     let mut options = MqttOptions::new("it-big", "127.0.0.1", port);
     options.set_max_packet_size(4 << 20, 4 << 20);
@@ -933,9 +928,7 @@ async fn a_command_delivered_again_after_it_was_taken_is_not_reported_refused() 
     use sqlx::Connection;
     let site = reboot_site(Ipv4Addr::new(127, 153, 0, 1), 1.0).await;
     let miner = site.fleet.miners()[0].addr;
-    let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _broker = Broker::start(broker_dir.path(), port);
+    let (_broker_dir, port, _broker) = own_broker();
     let relay = Relay::start(port).await;
     let config = command_config(
         &site,
@@ -943,10 +936,7 @@ async fn a_command_delivered_again_after_it_was_taken_is_not_reported_refused() 
         true,
         "commands = true\npersistent_session = true\nkeep_alive = \"5s\"\ncommand_max_age = \"3s\"",
     );
-    let daemon = Daemon::spawn(&config, "daemon.log");
-    wait_online(port).await;
-    let (got, _task, client) = client(port, "it-operator");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (daemon, got, _task, client) = start_agent(&config, port).await;
 
     // The command waits in the agent for a locked database; meanwhile the link goes dead,
     // so its acknowledgement, sent once it is recorded, never reaches the broker.
