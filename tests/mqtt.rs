@@ -431,6 +431,29 @@ async fn wait_online(port: u16) {
     panic!("the agent never said online");
 }
 
+/// The state database's write lock, held as a backup would hold it, until released.
+struct DatabaseLock(sqlx::SqliteConnection);
+
+impl DatabaseLock {
+    async fn take(db: &Path) -> DatabaseLock {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        DatabaseLock(conn)
+    }
+
+    async fn release(mut self) {
+        use sqlx::Connection;
+        sqlx::query("ROLLBACK").execute(&mut self.0).await.unwrap();
+        self.0.close().await.unwrap();
+    }
+}
+
 /// A broker of the test's own; its directory is kept for a restart on the same port.
 fn own_broker() -> (tempfile::TempDir, u16, Broker) {
     let dir = tempfile::tempdir().unwrap();
@@ -766,7 +789,6 @@ async fn a_persistent_session_runs_commands_sent_while_the_agent_was_away() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_is_acknowledged_only_once_recorded() {
-    use sqlx::Connection;
     let site = reboot_site(Ipv4Addr::new(127, 96, 0, 1), 1.0).await;
     let miner = site.fleet.miners()[0].addr;
     let (_broker_dir, port, _broker) = own_broker();
@@ -780,19 +802,11 @@ async fn a_command_is_acknowledged_only_once_recorded() {
 
     // The state database is busy (a backup holding its lock, say) when a command arrives,
     // and the agent dies before it could record it.
-    let mut lock =
-        sqlx::SqliteConnection::connect(&format!("sqlite://{}", site.db_path().display()))
-            .await
-            .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let lock = DatabaseLock::take(&site.db_path()).await;
     send(&client, &reboot_command("k-1", miner)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     daemon.kill_hard();
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    lock.close().await.unwrap();
+    lock.release().await;
     assert!(states(&got, "k-1").is_empty(), "k-1 was never recorded");
     assert_eq!(site.fleet.reboots(miner), 0);
 
@@ -925,7 +939,6 @@ async fn check_gives_up_on_a_silent_broker_without_showing_the_password() {
 /// must not be reported refused over its real result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_delivered_again_after_it_was_taken_is_not_reported_refused() {
-    use sqlx::Connection;
     let site = reboot_site(Ipv4Addr::new(127, 153, 0, 1), 1.0).await;
     let miner = site.fleet.miners()[0].addr;
     let (_broker_dir, port, _broker) = own_broker();
@@ -940,19 +953,11 @@ async fn a_command_delivered_again_after_it_was_taken_is_not_reported_refused() 
 
     // The command waits in the agent for a locked database; meanwhile the link goes dead,
     // so its acknowledgement, sent once it is recorded, never reaches the broker.
-    let mut lock =
-        sqlx::SqliteConnection::connect(&format!("sqlite://{}", site.db_path().display()))
-            .await
-            .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let lock = DatabaseLock::take(&site.db_path()).await;
     send(&client, &reboot_command("t-1", miner)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     relay.silence_open_connections();
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    lock.close().await.unwrap();
+    lock.release().await;
 
     // Keep-alive replaces the connection; the broker delivers t-1 again, stale by now.
     let done = final_status(&got, "t-1", Duration::from_secs(40)).await;
