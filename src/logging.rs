@@ -49,15 +49,13 @@ pub fn init(level: Option<&str>) -> LogHandle {
 }
 
 /// Plain text on stderr; colours only on a terminal (not in a file or a pipe).
-fn plain_text<S>() -> tracing_subscriber::fmt::Layer<
-    S,
-    tracing_subscriber::fmt::format::DefaultFields,
-    tracing_subscriber::fmt::format::Format,
-    fn() -> std::io::Stderr,
-> {
+fn plain_text<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     use std::io::IsTerminal;
     tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr as fn() -> std::io::Stderr)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
 }
 

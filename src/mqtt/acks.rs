@@ -12,15 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{Publish, QoS};
-
-use super::connection::Delivery;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::commands::ID_PREFIX;
-use super::connection::Link;
+use super::connection::{Delivery, Link};
 use super::Topics;
 use crate::store::{OutboxEntry, Source, Store};
 

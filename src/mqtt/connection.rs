@@ -212,7 +212,7 @@ impl Connection {
         if topic == self.topics.commands() {
             if publish.payload.is_empty() {
                 // Our own clear of retained commands, echoed back.
-                self.ack_now(client, &publish);
+                self.ack_now(publish, client);
                 return;
             }
             // Not taken, it stays unacknowledged: with a persistent session the broker
@@ -234,7 +234,7 @@ impl Connection {
         } else if self.topics.status_topic_id(topic).is_some() {
             // A lost echo only means the status is published once more.
             if let Err(lost) = self.inbound.echoes.try_send(self.delivery(publish, client)) {
-                self.ack_now(client, &lost.into_inner().publish);
+                tokio::spawn(lost.into_inner().ack());
             }
         } else {
             if let Some((rediscover_topic, notify)) = &self.inbound.rediscover {
@@ -242,7 +242,7 @@ impl Connection {
                     notify.notify_one();
                 }
             }
-            self.ack_now(client, &publish);
+            self.ack_now(publish, client);
         }
     }
 
@@ -255,9 +255,9 @@ impl Connection {
 
     /// Acknowledges a message handled right here, from a task: the event loop must not block,
     /// and the ack must not be dropped when the queue is full (see [`Delivery::ack`]).
-    fn ack_now(&self, client: &AsyncClient, publish: &Publish) {
+    fn ack_now(&self, publish: Publish, client: &AsyncClient) {
         if self.manual_acks {
-            tokio::spawn(self.delivery(publish.clone(), client).ack());
+            tokio::spawn(self.delivery(publish, client).ack());
         }
     }
 }

@@ -354,12 +354,11 @@ fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
     // goes aside, and the link then gives the fresh database the same volume.
     let path = &resolved(path);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let companion = |p: &Path, suffix: &str| PathBuf::from(format!("{}{suffix}", p.display()));
     // rename() silently replaces: never over an earlier one set aside in the same second.
     let taken = |p: &Path| {
-        ["", "-wal", "-shm"]
+        FILE_SET
             .iter()
-            .any(|s| companion(p, s).symlink_metadata().is_ok())
+            .any(|s| with_suffix(p, s).symlink_metadata().is_ok())
     };
     let mut aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
     let mut n = 1;
@@ -368,13 +367,20 @@ fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
         aside = PathBuf::from(format!("{}.corrupt-{stamp}-{n}", path.display()));
     }
     std::fs::rename(path, &aside)?;
-    for suffix in ["-wal", "-shm"] {
-        match std::fs::rename(companion(path, suffix), companion(&aside, suffix)) {
+    for suffix in &FILE_SET[1..] {
+        match std::fs::rename(with_suffix(path, suffix), with_suffix(&aside, suffix)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
     }
     Ok(aside)
+}
+
+/// A database's files: itself, and its WAL and shared memory beside it.
+const FILE_SET: [&str; 3] = ["", "-wal", "-shm"];
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{}{suffix}", path.display()))
 }
 
 /// The path with every symlink resolved (as SQLite does), or as given if that fails.
@@ -389,10 +395,7 @@ fn resolved(path: &Path) -> PathBuf {
 async fn wait_until_closed(path: &Path) {
     // /proc/self/fd shows resolved paths.
     let base = resolved(path);
-    let watched: Vec<PathBuf> = ["", "-wal", "-shm"]
-        .iter()
-        .map(|suffix| PathBuf::from(format!("{}{suffix}", base.display())))
-        .collect();
+    let watched: Vec<PathBuf> = FILE_SET.iter().map(|s| with_suffix(&base, s)).collect();
     let still_open = || {
         std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
             fds.flatten().any(|fd| {
